@@ -1,0 +1,39 @@
+# One task runner for people and CI alike. `make demo` and `make test` do all the set-up.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo serve ingest test lint clean
+
+# Everything pinned in requirements.lock, installed without resolving (see its header for why).
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet pip==24.3.1
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+ingest: $(STAMP)
+	$(BIN)/clearance ingest
+
+# Ingest the example corpus, issue a key per example user, print how to query, then serve.
+demo: $(STAMP)
+	$(BIN)/clearance ingest
+	BIN=$(BIN) bash examples/demo.sh
+	$(BIN)/clearance serve --host 127.0.0.1 --port 8000
+
+serve: $(STAMP)
+	$(BIN)/clearance serve
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,169 @@
+"""The `clearance` command: ingest, serve, keys, index versions and rollback, audit verify."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from api.settings import Settings, config_path_from, load_settings
+from ingest.errors import IngestError
+from policies.enforcer import PolicyError
+from retrieval.errors import RetrievalError
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from api.services import open_catalog
+    from ingest.pipeline import build_index_version
+    from retrieval.embedder import Embedder
+
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(unit="file", desc="ingest", file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    try:
+        report = build_index_version(
+            settings.sources, settings.ingest, catalog=open_catalog(settings),
+            embedder=Embedder(), progress=progress,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    for problem in report.no_acl:
+        print(f"skipped {problem.doc_id}: {problem.reason} (nobody may read it)")
+    for problem in report.errors:
+        print(f"error   {problem.doc_id}: {problem.reason}")
+    print(f"index version {report.version_id} is now current: {report.documents} documents, "
+          f"{report.chunks} chunks, {len(report.errors)} errors, {len(report.no_acl)} without ACL")
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    host = args.host or settings.server.host
+    port = args.port or settings.server.port
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    return 0
+
+
+def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    from api.keys import KeyStore
+
+    key = KeyStore(settings.keys_file).create(args.name)
+    print(f"API key for user:{args.name} (shown once; only its hash is stored):")
+    print(key)
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from api.keys import KeyStore
+
+    count = KeyStore(settings.keys_file).revoke(args.name)
+    print(f"revoked {count} key(s) of user:{args.name}")
+    return 0
+
+
+def _index_versions(args: argparse.Namespace, settings: Settings) -> int:
+    from api.services import open_catalog
+
+    catalog = open_catalog(settings)
+    current = catalog.current()
+    versions = catalog.list()
+    if not versions:
+        print("no index versions yet: run `clearance ingest`")
+        return 0
+    print(f"  {'id':<24} {'created':<32} {'documents':>9} {'chunks':>7}")
+    for info in versions:
+        mark = "*" if info.id == current else " "
+        print(f"{mark} {info.id:<24} {info.created_at:<32} {info.documents:>9} {info.chunks:>7}")
+    return 0
+
+
+def _index_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from api.services import open_catalog
+
+    catalog = open_catalog(settings)
+    before = catalog.current()
+    now = catalog.rollback(args.to)
+    print(f"index version {now} is now current (was {before})")
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from retrieval.audit import verify_audit_log
+
+    path = Path(args.log) if args.log else settings.audit_log
+    result = verify_audit_log(path, Path(args.head) if args.head else None)
+    for problem in result.problems:
+        print(f"broken: {problem}")
+    print(f"{path}: {result.records} records, {'ok' if result.ok else 'BROKEN'}")
+    return 0 if result.ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS,
+                        help="config file (default: $CLEARANCE_CONFIG or ./clearance.toml)")
+    parser = argparse.ArgumentParser(prog="clearance", parents=[common], description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func: Command, help: str, into: argparse._SubParsersAction = sub
+            ) -> argparse.ArgumentParser:
+        p = into.add_parser(name, parents=[common], help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    add("ingest", _ingest, "parse every source into a new index version and switch to it")
+    serve = add("serve", _serve, "run the HTTP API")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+
+    keys = sub.add_parser("keys", help="issue and revoke API keys").add_subparsers(
+        dest="keys_command", required=True)
+    add("create", _keys_create, "issue a key for user:NAME (printed last)", keys).add_argument(
+        "name")
+    add("revoke", _keys_revoke, "revoke every key of user:NAME", keys).add_argument("name")
+
+    index = sub.add_parser("index", help="index versions").add_subparsers(
+        dest="index_command", required=True)
+    add("versions", _index_versions, "list index versions (* marks the current one)", index)
+    add("rollback", _index_rollback, "switch to the previous or the named version",
+        index).add_argument("--to", default=None, metavar="VERSION")
+
+    audit = sub.add_parser("audit", help="the audit log").add_subparsers(
+        dest="audit_command", required=True)
+    verify = add("verify", _audit_verify, "check the audit log's hash chain", audit)
+    verify.add_argument("--log", default=None, help="a log file other than the configured one")
+    verify.add_argument("--head", default=None, help="the head file to check the log against")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(config_path_from(getattr(args, "config", None)))
+        return int(args.func(args, settings))
+    except (IngestError, PolicyError, RetrievalError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""FastAPI dependencies as Annotated aliases; tests override them via app.dependency_overrides."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request
+
+from api.services import Services
+from retrieval.scope import Scope
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_request_id(request: Request) -> str:
+    """One id per request, echoed in the X-Request-ID header and the audit record."""
+    if not hasattr(request.state, "request_id"):
+        request.state.request_id = uuid.uuid4().hex
+    request_id: str = request.state.request_id
+    return request_id
+
+
+RequestIdDep = Annotated[str, Depends(get_request_id)]
+
+
+def _unauthorized(services: Services, request: Request, request_id: str, reason: str) -> None:
+    services.retrieval.record_refusal(request.url.path, request_id, reason)
+    raise HTTPException(
+        status_code=401,
+        detail=f"{reason}: send 'Authorization: Bearer <key>' with a key from "
+        "`clearance keys create NAME`",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def get_scope(
+    request: Request,
+    services: ServicesDep,
+    request_id: RequestIdDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Scope:
+    """The caller's scope from their API key; 401 (audited) without a valid key."""
+    if not authorization:
+        _unauthorized(services, request, request_id, "missing API key")
+    scheme, _, key = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        _unauthorized(services, request, request_id, "malformed Authorization header")
+    user = services.keys.authenticate(key.strip())
+    if user is None:
+        _unauthorized(services, request, request_id, "unknown or revoked API key")
+    assert user is not None
+    policy = services.policy
+    return Scope(user=user, principals=policy.principals_for(user), policy_version=policy.version)
+
+
+ScopeDep = Annotated[Scope, Depends(get_scope)]

@@ -1,0 +1,1 @@
+"""HTTP routes: each translates a request into a service call and the result back."""

@@ -1,0 +1,63 @@
+"""The composition root: builds every long-lived part of the service from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from api.keys import KeyStore
+from api.settings import Settings
+from policies.enforcer import PolicyEngine
+from retrieval.audit import AuditLog
+from retrieval.embedder import Embedder
+from retrieval.retriever import Retriever
+from retrieval.service import RetrievalService
+from retrieval.store import VectorBackend
+from retrieval.versions import VersionCatalog
+
+
+def open_backend(settings: Settings) -> VectorBackend:
+    """A Qdrant server when `qdrant_url` is set, else the embedded engine under data_dir."""
+    if settings.qdrant_url:
+        from retrieval.server_store import ServerBackend
+
+        key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+        return ServerBackend.from_url(settings.qdrant_url, api_key=key)
+    from retrieval.edge_store import EdgeBackend
+
+    return EdgeBackend(settings.index_dir)
+
+
+def open_catalog(settings: Settings, backend: VectorBackend | None = None) -> VersionCatalog:
+    return VersionCatalog(settings.data_dir / "versions", backend or open_backend(settings))
+
+
+@dataclass
+class Services:
+    """What the API needs per request, built once per app."""
+
+    settings: Settings
+    policy: PolicyEngine
+    keys: KeyStore
+    catalog: VersionCatalog
+    retriever: Retriever
+    retrieval: RetrievalService
+
+    def close(self) -> None:
+        self.retriever.close()
+        self.catalog.backend.close()
+
+
+def build_services(settings: Settings, embedder: Embedder | None = None) -> Services:
+    embedder = embedder or Embedder()
+    catalog = open_catalog(settings)
+    retriever = Retriever(catalog, embedder)
+    return Services(
+        settings=settings,
+        policy=PolicyEngine(settings.casbin_model, settings.casbin_policy),
+        keys=KeyStore(settings.keys_file),
+        catalog=catalog,
+        retriever=retriever,
+        retrieval=RetrievalService(
+            retriever, embedder, AuditLog(settings.audit_log), settings.retrieval
+        ),
+    )

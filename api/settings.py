@@ -1,0 +1,120 @@
+"""The service's settings: one TOML file, composed once here from each package's section.
+
+Resolution: `--config PATH`, else `CLEARANCE_CONFIG`, else `./clearance.toml`. Relative paths in
+the file are relative to the file. Environment variables `CLEARANCE_<KEY>` override top-level
+keys (e.g. `CLEARANCE_QDRANT_URL`), so a container can point the same file at a server.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from ingest.errors import ConfigError
+from ingest.settings import IngestSettings, SourceSettings
+from policies import DEFAULT_MODEL, DEFAULT_POLICY
+from retrieval.settings import RetrievalSettings
+
+DEFAULT_CONFIG = "clearance.toml"
+
+
+class ServerSettings(BaseModel):
+    """Where `clearance serve` listens by default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+
+class Settings(BaseSettings):
+    """Everything the service reads, with paths already resolved."""
+
+    model_config = SettingsConfigDict(env_prefix="CLEARANCE_", extra="forbid", frozen=True)
+
+    config_path: Path
+    data_dir: Path
+    sources: list[SourceSettings] = Field(default_factory=list)
+    casbin_model: Path = DEFAULT_MODEL
+    casbin_policy: Path = DEFAULT_POLICY
+    qdrant_url: str | None = None
+    qdrant_api_key: SecretStr | None = None
+    ingest: IngestSettings = IngestSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    server: ServerSettings = ServerSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file, which is passed in as init values.
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _unique_sources(self) -> Settings:
+        names = [s.name for s in self.sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"source names must be unique; repeated: {dupes}")
+        return self
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.data_dir / "audit" / "audit.jsonl"
+
+    @property
+    def keys_file(self) -> Path:
+        return self.data_dir / "keys.json"
+
+
+def config_path_from(arg: str | None) -> Path:
+    """The config file named by the flag, the environment, or the default, in that order."""
+    return Path(arg or os.environ.get("CLEARANCE_CONFIG") or DEFAULT_CONFIG).resolve()
+
+
+def _resolve(base: Path, raw: dict[str, Any]) -> dict[str, Any]:
+    """Make the file's relative paths relative to the file's directory."""
+    out = dict(raw)
+    for key in ("data_dir", "casbin_model", "casbin_policy"):
+        if key in out:
+            out[key] = base / out[key]
+    out["sources"] = [
+        {**s, "path": base / s["path"]} if isinstance(s, dict) and "path" in s else s
+        for s in out.get("sources", [])
+    ]
+    return out
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate the TOML file; ConfigError says what is wrong and where."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} not found: create it (see README) or pass --config PATH"
+        ) from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+    raw.setdefault("data_dir", "data")
+    try:
+        return Settings(config_path=path, **_resolve(path.parent, raw))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"config file {path} is invalid: {problems}") from None

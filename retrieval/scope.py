@@ -1,0 +1,24 @@
+"""The caller's permission scope: who asks, which principals they hold, under which policy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Every search takes one; there is no code path that searches without it."""
+
+    user: str
+    principals: frozenset[str]
+    policy_version: str
+
+    def can_read(self, acl: Iterable[str] | None) -> bool:
+        """True only if the ACL is a non-empty list sharing a principal with the caller.
+
+        A missing, empty or malformed ACL reads as nobody's (fail closed).
+        """
+        if not isinstance(acl, list | tuple) or not acl:
+            return False
+        return any(isinstance(p, str) and p in self.principals for p in acl)

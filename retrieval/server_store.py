@@ -1,0 +1,340 @@
+"""The vector store on a Qdrant server through qdrant-client: a collection per version, an alias.
+
+The only module that imports `qdrant_client`. Each version is the collection
+`{prefix}_{version_id}`; the alias `{prefix}_current` names the current one and is moved atomically
+with `update_collection_aliases`.
+
+Sealed or not is kept in the collection's own metadata (Qdrant >= 1.16; local mode too):
+`create` writes `{"clearance_state": "building", ...}` in the same call that creates the
+collection, and `seal` changes it to "sealed". Qdrant cannot rename a collection, and a separate
+marker (a collection or a point) could disagree with the collection it describes; metadata lives
+and dies with the collection. `versions()` lists only collections whose metadata says sealed and
+names this prefix and version id, so another prefix sharing the server is never mistaken for ours.
+
+The backend owns the client it is given: `close()` closes it.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+import time
+import warnings
+from collections.abc import Callable, Collection, Iterator, Sequence
+from typing import Any, TypeVar
+
+from qdrant_client import QdrantClient, models
+
+from retrieval.errors import StoreError
+from retrieval.store import INDEXED_FIELDS, Hit, StoredChunk
+
+_STATE = "clearance_state"
+_VERSION = "clearance_version"
+_PREFIX = "clearance_prefix"
+_VERSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_SCROLL_PAGE = 256
+_SEAL_TIMEOUT_S = 600.0
+T = TypeVar("T")
+
+
+def _check_version_id(version_id: str) -> None:
+    if not _VERSION_ID.fullmatch(version_id):
+        raise StoreError(
+            f"invalid version id {version_id!r}: use letters, digits, '_', '.', '-' "
+            "(not starting with '.' or '-', at most 128 characters)"
+        )
+
+
+def _wrap(what: str, fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except StoreError:
+        raise
+    except Exception as exc:
+        raise StoreError(f"{what} failed: {exc}") from exc
+
+
+def _acl_filter(principals: Collection[str]) -> models.Filter:
+    return models.Filter(
+        must=[models.FieldCondition(key="acl", match=models.MatchAny(any=sorted(principals)))]
+    )
+
+
+class ServerWriter:
+    """A collection being filled; seal() marks it sealed in its metadata."""
+
+    def __init__(self, client: QdrantClient, collection: str, version_id: str) -> None:
+        self._client = client
+        self._collection = collection
+        self._version_id = version_id
+        self._done = False
+
+    def _check_open(self) -> None:
+        if self._done:
+            raise StoreError(f"version {self._version_id!r} is already sealed or aborted")
+
+    def upsert(self, chunks: Sequence[StoredChunk]) -> None:
+        self._check_open()
+        points = [
+            models.PointStruct(
+                id=c.point_id, vector=[float(x) for x in c.vector], payload=dict(c.payload)
+            )
+            for c in chunks
+        ]
+        _wrap(
+            f"upsert of {len(points)} points into version {self._version_id!r}",
+            lambda: self._client.upsert(self._collection, points=points, wait=True),
+        )
+
+    def indexed_fields(self) -> dict[str, str]:
+        """Payload fields with an index, as the server reports them: {field: schema type}.
+
+        qdrant-client local mode keeps no payload indexes and always reports none.
+        """
+        info = _wrap(
+            f"reading collection {self._collection!r}",
+            lambda: self._client.get_collection(self._collection),
+        )
+        return {name: str(schema.data_type.value) for name, schema in info.payload_schema.items()}
+
+    def seal(self, timeout_s: float = _SEAL_TIMEOUT_S) -> None:
+        self._check_open()
+        # The server indexes in the background: sealed means searchable at full speed.
+        deadline = time.monotonic() + timeout_s
+        while True:
+            info = _wrap(
+                f"reading collection {self._collection!r}",
+                lambda: self._client.get_collection(self._collection),
+            )
+            if info.status == models.CollectionStatus.GREEN:
+                break
+            if info.status == models.CollectionStatus.RED:
+                raise StoreError(f"cannot seal version {self._version_id!r}: collection is red")
+            if time.monotonic() > deadline:
+                raise StoreError(
+                    f"cannot seal version {self._version_id!r}: still {info.status.value} "
+                    f"after {timeout_s:.0f} s of indexing"
+                )
+            time.sleep(0.5)
+        _wrap(
+            f"marking version {self._version_id!r} sealed",
+            lambda: self._client.update_collection(self._collection, metadata={_STATE: "sealed"}),
+        )
+        self._done = True
+
+    def abort(self) -> None:
+        self._done = True
+        _wrap(
+            f"deleting unsealed version {self._version_id!r}",
+            lambda: self._client.delete_collection(self._collection),
+        )
+
+
+class ServerReader:
+    """A sealed collection opened for search. The shared client is left open by close()."""
+
+    def __init__(self, client: QdrantClient, collection: str, version_id: str) -> None:
+        self._client = client
+        self._collection = collection
+        self._version_id = version_id
+        self._closed = False
+        # Local mode is plain Python over shared dicts; the server client is thread-safe anyway.
+        self._lock = threading.Lock()
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"version {self._version_id!r} is closed")
+            return _wrap(f"{what} on version {self._version_id!r}", fn)
+
+    def search(
+        self, vector: Sequence[float], *, principals: Collection[str], limit: int
+    ) -> list[Hit]:
+        if not principals:
+            return []
+        query = [float(x) for x in vector]
+        response = self._call(
+            "search",
+            lambda: self._client.query_points(
+                self._collection,
+                query=query,
+                query_filter=_acl_filter(principals),
+                limit=limit,
+                with_payload=True,
+            ),
+        )
+        return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
+
+    def count(self) -> int:
+        result = self._call("count", lambda: self._client.count(self._collection, exact=True))
+        return int(result.count)
+
+    def iter_chunks(self) -> Iterator[StoredChunk]:
+        offset: Any = None
+        while True:
+            scroll = functools.partial(
+                self._client.scroll,
+                self._collection,
+                limit=_SCROLL_PAGE,
+                offset=offset,
+                with_payload=True,
+                with_vectors=True,
+            )
+            # The lock is held per page, not across yields, so searches can run meanwhile.
+            records, offset = self._call("scroll", scroll)
+            for record in records:
+                if not isinstance(record.vector, list):
+                    raise StoreError(
+                        f"version {self._version_id!r}: point {record.id} has no single dense "
+                        f"vector (got {type(record.vector).__name__})"
+                    )
+                vector = [float(x) for x in record.vector]  # type: ignore[arg-type]
+                yield StoredChunk(str(record.id), vector, dict(record.payload or {}))
+            if offset is None:
+                return
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+
+class ServerBackend:
+    """Versions as collections `{prefix}_{version_id}`, the current one named by an alias."""
+
+    def __init__(self, client: QdrantClient, prefix: str = "clearance") -> None:
+        if not _VERSION_ID.fullmatch(prefix):
+            raise StoreError(f"invalid collection prefix {prefix!r}")
+        self._client = client
+        self._prefix = prefix
+        self._alias = f"{prefix}_current"
+
+    @classmethod
+    def from_url(
+        cls, url: str, api_key: str | None = None, prefix: str = "clearance"
+    ) -> ServerBackend:
+        client = _wrap(
+            f"connecting to Qdrant at {url}", lambda: QdrantClient(url=url, api_key=api_key)
+        )
+        return cls(client, prefix)
+
+    def _collection(self, version_id: str) -> str:
+        _check_version_id(version_id)
+        return f"{self._prefix}_{version_id}"
+
+    def _metadata(self, collection: str) -> dict[str, Any] | None:
+        """The collection's metadata, or None if the collection does not exist."""
+        if not _wrap(
+            f"looking up collection {collection!r}",
+            lambda: self._client.collection_exists(collection),
+        ):
+            return None
+        info = _wrap(
+            f"reading collection {collection!r}", lambda: self._client.get_collection(collection)
+        )
+        return dict(info.config.metadata or {})
+
+    def _is_sealed(self, collection: str, version_id: str) -> bool:
+        meta = self._metadata(collection)
+        return (
+            meta is not None
+            and meta.get(_STATE) == "sealed"
+            and meta.get(_VERSION) == version_id
+            and meta.get(_PREFIX) == self._prefix
+        )
+
+    def create(self, version_id: str, *, dim: int) -> ServerWriter:
+        name = self._collection(version_id)
+        if self._metadata(name) is not None:
+            raise StoreError(f"cannot create version {version_id!r}: collection {name!r} exists")
+        _wrap(
+            f"creating collection {name!r}",
+            lambda: self._client.create_collection(
+                name,
+                vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
+                hnsw_config=models.HnswConfigDiff(m=16, ef_construct=100),
+                metadata={_STATE: "building", _VERSION: version_id, _PREFIX: self._prefix},
+            ),
+        )
+        try:
+            # Before any point, so that filtered search uses them from the first write.
+            for field in INDEXED_FIELDS:
+                with warnings.catch_warnings():
+                    # Local mode warns that payload indexes do nothing there; the call is kept
+                    # so the same code path runs against a server.
+                    warnings.filterwarnings(
+                        "ignore", message="Payload indexes have no effect", category=UserWarning
+                    )
+                    self._client.create_payload_index(
+                        name, field, field_schema=models.PayloadSchemaType.KEYWORD, wait=True
+                    )
+        except Exception as exc:
+            _wrap(f"deleting collection {name!r}", lambda: self._client.delete_collection(name))
+            raise StoreError(
+                f"cannot create payload indexes for version {version_id!r}: {exc}"
+            ) from exc
+        return ServerWriter(self._client, name, version_id)
+
+    def open(self, version_id: str) -> ServerReader:
+        name = self._collection(version_id)
+        if not self._is_sealed(name, version_id):
+            raise StoreError(f"no sealed version {version_id!r} (collection {name!r})")
+        return ServerReader(self._client, name, version_id)
+
+    def versions(self) -> list[str]:
+        response = _wrap("listing collections", self._client.get_collections)
+        start = f"{self._prefix}_"
+        found = []
+        for description in response.collections:
+            if not description.name.startswith(start):
+                continue
+            version_id = description.name[len(start) :]
+            if _VERSION_ID.fullmatch(version_id) and self._is_sealed(description.name, version_id):
+                found.append(version_id)
+        return sorted(found)
+
+    def drop(self, version_id: str) -> None:
+        name = self._collection(version_id)
+        if version_id == self.current():
+            raise StoreError(f"cannot drop version {version_id!r}: it is the current version")
+        if self._metadata(name) is None:
+            raise StoreError(f"cannot drop version {version_id!r}: no collection {name!r}")
+        _wrap(f"deleting collection {name!r}", lambda: self._client.delete_collection(name))
+
+    def current(self) -> str | None:
+        response = _wrap("listing aliases", self._client.get_aliases)
+        for alias in response.aliases:
+            if alias.alias_name == self._alias:
+                start = f"{self._prefix}_"
+                if not alias.collection_name.startswith(start):
+                    raise StoreError(
+                        f"alias {self._alias!r} names {alias.collection_name!r}, "
+                        f"which is not a {start}* collection"
+                    )
+                return alias.collection_name[len(start) :]
+        return None
+
+    def switch(self, version_id: str) -> None:
+        name = self._collection(version_id)
+        if not self._is_sealed(name, version_id):
+            raise StoreError(
+                f"cannot switch to version {version_id!r}: no sealed collection {name!r}"
+            )
+        operations: list[models.AliasOperations] = []
+        # The first switch has no alias to delete; deleting a missing one is not relied upon.
+        if self.current() is not None:
+            operations.append(
+                models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=self._alias))
+            )
+        operations.append(
+            models.CreateAliasOperation(
+                create_alias=models.CreateAlias(collection_name=name, alias_name=self._alias)
+            )
+        )
+        _wrap(
+            f"pointing alias {self._alias!r} at {name!r}",
+            lambda: self._client.update_collection_aliases(change_aliases_operations=operations),
+        )
+
+    def close(self) -> None:
+        _wrap("closing the Qdrant client", self._client.close)

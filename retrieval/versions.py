@@ -1,0 +1,84 @@
+"""Index versions: their manifests, the current pointer, switching and rollback."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from retrieval.errors import StoreError
+from retrieval.store import VectorBackend
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """What a version holds and how it was built; written once, when the version is sealed."""
+
+    id: str
+    created_at: str
+    embedder: str
+    dim: int
+    documents: int
+    chunks: int
+    sources: list[str] = field(default_factory=list)
+
+
+def new_version_id(now: datetime | None = None) -> str:
+    """A sortable, unique id: the UTC build time plus a random suffix."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
+    return f"v{stamp}-{secrets.token_hex(2)}"
+
+
+class VersionCatalog:
+    """Manifests on disk beside the store; the store itself holds the current pointer."""
+
+    def __init__(self, manifest_dir: Path, backend: VectorBackend) -> None:
+        self._dir = manifest_dir
+        self.backend = backend
+
+    def record(self, info: VersionInfo) -> None:
+        """Write the manifest of a sealed version (atomically: temp file, then rename)."""
+        self._dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._dir / f".{info.id}.json.tmp"
+        tmp.write_text(json.dumps(asdict(info), indent=2), encoding="utf-8")
+        os.replace(tmp, self._dir / f"{info.id}.json")
+
+    def get(self, version_id: str) -> VersionInfo | None:
+        try:
+            raw = json.loads((self._dir / f"{version_id}.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        return VersionInfo(**raw)
+
+    def list(self) -> list[VersionInfo]:
+        """Versions present both in the store and in the manifests, oldest first."""
+        infos = (self.get(v) for v in self.backend.versions())
+        return sorted((i for i in infos if i is not None), key=lambda i: (i.created_at, i.id))
+
+    def current(self) -> str | None:
+        return self.backend.current()
+
+    def switch(self, version_id: str) -> None:
+        if self.get(version_id) is None:
+            raise StoreError(f"index version {version_id!r} has no manifest; it was never sealed")
+        self.backend.switch(version_id)
+
+    def rollback(self, to: str | None = None) -> str:
+        """Switch to `to`, or to the version built before the current one; returns the id."""
+        versions = [i.id for i in self.list()]
+        if to is not None:
+            if to not in versions:
+                raise StoreError(
+                    f"index version {to!r} does not exist; `clearance index versions` lists them"
+                )
+            target = to
+        else:
+            current = self.current()
+            if current not in versions or versions.index(current) == 0:
+                raise StoreError("there is no earlier index version to roll back to")
+            target = versions[versions.index(current) - 1]
+        self.backend.switch(target)
+        return target

@@ -1,0 +1,267 @@
+"""Tests for ingest.parser against real files of each supported format."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from email.message import EmailMessage
+from pathlib import Path
+
+import docx
+import pikepdf
+import pytest
+
+from ingest.errors import ParseError
+from ingest.parser import SUPPORTED_SUFFIXES, ParsedDocument, parse_document
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def write_md(path: Path) -> Path:
+    path.write_text(
+        "# Onboarding\n\nNew staff receive a laptop on their first day.\n\n"
+        "## Security\n\nPasswords must be at least twelve characters long.\n"
+    )
+    return path
+
+
+def write_txt(path: Path) -> Path:
+    path.write_text(
+        "The revenue grew by ten percent this quarter. Costs stayed flat.\n\n"
+        "Another paragraph of plain narrative text follows here.\n"
+    )
+    return path
+
+
+def write_html(path: Path) -> Path:
+    path.write_text(
+        "<html><body><h1>Badge policy</h1>"
+        "<p>All employees must badge in at the front door every day.</p>"
+        "<h2>Visitors</h2><p>Visitors are escorted by their host at all times.</p>"
+        "</body></html>"
+    )
+    return path
+
+
+def write_eml(path: Path) -> Path:
+    message = EmailMessage()
+    message["Subject"] = "Budget update"
+    message["From"] = "alice@example.com"
+    message["To"] = "team@example.com"
+    message["Date"] = "Mon, 20 Nov 2023 10:00:00 +0000"
+    message.set_content("Hello team,\n\nThe budget for next year has been approved by the board.\n")
+    path.write_bytes(bytes(message))
+    return path
+
+
+def write_docx(path: Path) -> Path:
+    document = docx.Document()
+    document.add_heading("Onboarding", level=1)
+    document.add_paragraph("New staff receive a laptop on their first day.")
+    document.add_heading("Security", level=2)
+    document.add_paragraph("Passwords must be at least twelve characters long.")
+    document.save(str(path))
+    return path
+
+
+def write_pdf(path: Path, pages: list[list[str]]) -> Path:
+    """Write a PDF with a real text layer: one line of Helvetica per string, one page per list."""
+    # pikepdf (an unstructured[pdf] dependency) writes content streams directly: no font cache
+    # and no extra package, unlike matplotlib's PdfPages, which also works.
+    pdf = pikepdf.new()
+    font = pdf.make_indirect(
+        pikepdf.Dictionary(
+            Type=pikepdf.Name.Font,
+            Subtype=pikepdf.Name.Type1,
+            BaseFont=pikepdf.Name.Helvetica,
+            Encoding=pikepdf.Name.WinAnsiEncoding,
+        )
+    )
+    for lines in pages:
+        page = pdf.add_blank_page(page_size=(612, 792))
+        page.Resources = pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=font))
+        ops = []
+        for n, line in enumerate(lines):
+            size = 18 if n == 0 else 11
+            ops.append(f"BT /F1 {size} Tf 72 {720 - 30 * n} Td ({line}) Tj ET")
+        page.Contents = pdf.make_stream("\n".join(ops).encode("latin-1"))
+    pdf.save(path)
+    return path
+
+
+def write_three_page_pdf(path: Path) -> Path:
+    return write_pdf(
+        path,
+        [
+            [f"Chapter {n}", f"This is the body text of page number {n}. It reads as prose."]
+            for n in (1, 2, 3)
+        ],
+    )
+
+
+def write_pdf_without_text(path: Path) -> Path:
+    """A PDF whose only page is a filled rectangle, as a scan without OCR would be."""
+    pdf = pikepdf.new()
+    page = pdf.add_blank_page(page_size=(612, 792))
+    page.Contents = pdf.make_stream(b"0 0 1 rg 100 100 200 200 re f")
+    pdf.save(path)
+    return path
+
+
+def texts(doc: ParsedDocument) -> str:
+    return "\n".join(element.text for element in doc.elements)
+
+
+def test_supported_suffixes_cover_required_formats() -> None:
+    assert {".md", ".txt", ".html", ".htm", ".pdf", ".docx", ".eml"} <= SUPPORTED_SUFFIXES
+
+
+def test_markdown_headings_become_sections(tmp_path: Path) -> None:
+    doc = parse_document(write_md(tmp_path / "guide.md"))
+    assert doc.title == "Onboarding"
+    by_text = {element.text: element for element in doc.elements}
+    assert by_text["New staff receive a laptop on their first day."].section == "Onboarding"
+    assert by_text["Passwords must be at least twelve characters long."].section == "Security"
+    assert all(element.page is None for element in doc.elements)
+
+
+def test_plain_text(tmp_path: Path) -> None:
+    doc = parse_document(write_txt(tmp_path / "report.txt"))
+    assert "revenue grew by ten percent" in texts(doc)
+    assert "Another paragraph" in texts(doc)
+    assert all(element.page is None for element in doc.elements)
+
+
+@pytest.mark.parametrize("suffix", [".html", ".htm"])
+def test_html_headings_become_sections(tmp_path: Path, suffix: str) -> None:
+    doc = parse_document(write_html(tmp_path / f"policy{suffix}"))
+    assert doc.title == "Badge policy"
+    by_text = {element.text: element for element in doc.elements}
+    assert by_text["Visitors are escorted by their host at all times."].section == "Visitors"
+
+
+def test_email_subject_is_title(tmp_path: Path) -> None:
+    doc = parse_document(write_eml(tmp_path / "update.eml"))
+    assert doc.title == "Budget update"
+    assert "approved by the board" in texts(doc)
+
+
+def test_docx_heading_styles_become_sections(tmp_path: Path) -> None:
+    doc = parse_document(write_docx(tmp_path / "handbook.docx"))
+    assert doc.title == "Onboarding"
+    by_text = {element.text: element for element in doc.elements}
+    assert by_text["New staff receive a laptop on their first day."].section == "Onboarding"
+    assert by_text["Passwords must be at least twelve characters long."].section == "Security"
+
+
+def test_pdf_keeps_page_numbers_in_order(tmp_path: Path) -> None:
+    doc = parse_document(write_three_page_pdf(tmp_path / "manual.pdf"))
+    body = [element for element in doc.elements if "body text" in element.text]
+    assert [element.page for element in body] == [1, 2, 3]
+    assert [element.section for element in body] == ["Chapter 1", "Chapter 2", "Chapter 3"]
+    assert all(f"page number {element.page}." in element.text for element in body)
+    assert doc.title == "Chapter 1"
+
+
+def test_elements_carry_no_blank_text(tmp_path: Path) -> None:
+    for path in (write_md(tmp_path / "a.md"), write_docx(tmp_path / "a.docx")):
+        assert all(
+            element.text.strip() == element.text != "" for element in parse_document(path).elements
+        )
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("empty.txt", b"", "empty file"),
+        ("blank.txt", b"  \n\n \t\n", "no text extracted"),
+        ("notes.xyz", b"some text", "unsupported file type '.xyz'"),
+        ("README", b"some text", "unsupported file type"),
+        ("corrupt.pdf", bytes(range(256)) * 8, "not a PDF"),
+    ],
+)
+def test_unparseable_files_raise_parse_error(
+    tmp_path: Path, name: str, content: bytes, reason: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ParseError, match=f"^{name}: ") as raised:
+        parse_document(path)
+    assert reason in str(raised.value)
+
+
+def test_pdf_without_text_layer_raises_parse_error(tmp_path: Path) -> None:
+    path = write_pdf_without_text(tmp_path / "scan.pdf")
+    with pytest.raises(ParseError, match=r"^scan\.pdf: no text extracted \(no text layer"):
+        parse_document(path)
+
+
+def test_truncated_pdf_raises_parse_error(tmp_path: Path) -> None:
+    whole = write_three_page_pdf(tmp_path / "whole.pdf").read_bytes()
+    path = tmp_path / "truncated.pdf"
+    path.write_bytes(whole[:200])
+    with pytest.raises(ParseError, match=r"^truncated\.pdf: "):
+        parse_document(path)
+
+
+def test_missing_file_raises_parse_error(tmp_path: Path) -> None:
+    with pytest.raises(ParseError, match=r"^gone\.txt: cannot read file"):
+        parse_document(tmp_path / "gone.txt")
+
+
+# Runs in a fresh interpreter so that the first import of unstructured (its telemetry ping) and
+# the first spaCy load (its downloader) both happen while the network is refused.
+_NO_NETWORK_PROBE = """
+import json, socket, sys
+from pathlib import Path
+
+attempts = []
+
+def refuse(*args, **kwargs):
+    attempts.append(repr(args)[:200])
+    raise OSError("network blocked by test")
+
+socket.getaddrinfo = refuse
+socket.create_connection = refuse
+socket.socket.connect = refuse
+socket.socket.connect_ex = refuse
+
+from ingest.parser import parse_document
+
+counts = {Path(name).suffix: len(parse_document(Path(name)).elements) for name in sys.argv[1:]}
+print(json.dumps({"attempts": attempts, "counts": counts}))
+"""
+
+
+def test_parsing_makes_no_network_attempt(tmp_path: Path) -> None:
+    files = [
+        write_txt(tmp_path / "a.txt"),
+        write_html(tmp_path / "a.html"),
+        write_md(tmp_path / "a.md"),
+        write_eml(tmp_path / "a.eml"),
+        write_docx(tmp_path / "a.docx"),
+        write_three_page_pdf(tmp_path / "a.pdf"),
+    ]
+    # Without the opt-outs in the environment, parser.py must set them itself.
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key
+        not in {"DO_NOT_TRACK", "SCARF_NO_ANALYTICS", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"}
+    }
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    run = subprocess.run(
+        [sys.executable, "-c", _NO_NETWORK_PROBE, *map(str, files)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert report["attempts"] == []
+    assert all(count > 0 for count in report["counts"].values()), report["counts"]
+    assert set(report["counts"]) == {".txt", ".html", ".md", ".eml", ".docx", ".pdf"}

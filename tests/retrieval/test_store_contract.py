@@ -1,0 +1,399 @@
+"""The VectorBackend contract, run on every backend; edge-only tests for files on disk."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient
+from qdrant_edge import EdgeShard
+
+from retrieval.edge_store import EdgeBackend
+from retrieval.errors import StoreError
+from retrieval.server_store import ServerBackend
+from retrieval.store import INDEXED_FIELDS, StoredChunk, VectorBackend
+
+DIM = 16
+GROUPS = [f"group:{i}" for i in range(12)]
+USERS = [f"user:{i}" for i in range(30)]
+
+
+def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    # Unit vectors: cosine stores vectors normalised, so stored == written only for these.
+    v = rng.normal(size=(n, DIM)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _chunks(n: int, seed: int = 7) -> list[StoredChunk]:
+    """n chunks with seeded random vectors and 0-3 groups (+ a user on some) in their acl."""
+    rng = np.random.default_rng(seed)
+    vectors = _unit(rng, n)
+    chunks = []
+    for i in range(n):
+        acl = sorted(rng.choice(GROUPS, size=int(rng.integers(0, 4)), replace=False).tolist())
+        if rng.random() < 0.1:
+            acl.append(str(rng.choice(USERS)))
+        payload = {
+            "acl": acl,
+            "doc_id": f"doc-{i // 5}",
+            "source": "fixtures",
+            "text": f"chunk {i} ✓",
+            "page": i % 7,
+        }
+        chunks.append(
+            StoredChunk(str(uuid.uuid5(uuid.NAMESPACE_URL, f"c{i}")), vectors[i].tolist(), payload)
+        )
+    return chunks
+
+
+def _build(backend: VectorBackend, version_id: str, chunks: Sequence[StoredChunk]) -> None:
+    writer = backend.create(version_id, dim=DIM)
+    for start in range(0, len(chunks), 100):
+        writer.upsert(chunks[start : start + 100])
+    writer.seal()
+
+
+def _exact_top_k(
+    chunks: Sequence[StoredChunk], query: np.ndarray, principals: set[str], k: int
+) -> list[str]:
+    permitted = [c for c in chunks if principals & set(c.payload["acl"])]
+    if not permitted:
+        return []
+    matrix = np.array([c.vector for c in permitted], dtype=np.float64)
+    scores = matrix @ query.astype(np.float64)
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [permitted[i].point_id for i in order]
+
+
+def test_round_trip(backend: VectorBackend) -> None:
+    chunks = _chunks(20)
+    _build(backend, "v1", chunks)
+    assert backend.versions() == ["v1"]
+    reader = backend.open("v1")
+    try:
+        assert reader.count() == 20
+        target = next(c for c in chunks if c.payload["acl"])
+        hits = reader.search(target.vector, principals={target.payload["acl"][0]}, limit=3)
+        assert hits[0].point_id == target.point_id
+        assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+        assert hits[0].payload == target.payload
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize(
+    "principals",
+    [
+        {"group:0"},
+        {"group:1", "group:5"},
+        {"group:2", "group:3", "group:4", "user:3"},
+        {"user:7"},
+        set(GROUPS),
+        {"nobody"},
+    ],
+    ids=["one-group", "two-groups", "groups-and-user", "one-user", "all-groups", "no-match"],
+)
+def test_filtered_search_is_exact_among_permitted(
+    backend: VectorBackend, principals: set[str]
+) -> None:
+    chunks = _chunks(300)
+    _build(backend, "v1", chunks)
+    reader = backend.open("v1")
+    by_id = {c.point_id: c for c in chunks}
+    oracle = {c.point_id for c in chunks if principals & set(c.payload["acl"])}
+    queries = _unit(np.random.default_rng(11), 5)
+    try:
+        for query in queries:
+            hits = reader.search(query.tolist(), principals=principals, limit=10)
+            assert {h.point_id for h in hits} <= oracle
+            for hit in hits:
+                assert principals & set(hit.payload["acl"])
+                assert hit.payload == by_id[hit.point_id].payload
+            # Complete recall: the filtered top-k is the exact top-k of the permitted points.
+            assert [h.point_id for h in hits] == _exact_top_k(chunks, query, principals, 10)
+        # A limit above the permitted count returns exactly the permitted set.
+        everything = reader.search(queries[0].tolist(), principals=principals, limit=400)
+        assert {h.point_id for h in everything} == oracle
+    finally:
+        reader.close()
+
+
+def test_empty_principals_return_nothing(backend: VectorBackend) -> None:
+    chunks = _chunks(30)
+    _build(backend, "v1", chunks)
+    reader = backend.open("v1")
+    try:
+        assert reader.search(chunks[0].vector, principals=set(), limit=10) == []
+        assert reader.search(chunks[0].vector, principals=[], limit=10) == []
+    finally:
+        reader.close()
+
+
+def test_chunk_with_empty_acl_is_never_returned(backend: VectorBackend) -> None:
+    chunks = _chunks(40)
+    secret = StoredChunk(str(uuid.uuid4()), chunks[0].vector, {**chunks[0].payload, "acl": []})
+    _build(backend, "v1", [*chunks, secret])
+    reader = backend.open("v1")
+    everyone = {*GROUPS, *USERS, ""}
+    try:
+        hits = reader.search(secret.vector, principals=everyone, limit=50)
+        assert secret.point_id not in {h.point_id for h in hits}
+        assert len(hits) == sum(1 for c in chunks if c.payload["acl"])
+    finally:
+        reader.close()
+
+
+def test_unsealed_version_is_invisible_and_abort_removes_it(backend: VectorBackend) -> None:
+    _build(backend, "v1", _chunks(10))
+    writer = backend.create("v2", dim=DIM)
+    writer.upsert(_chunks(10, seed=3))
+    assert backend.versions() == ["v1"]
+    with pytest.raises(StoreError):
+        backend.open("v2")
+    with pytest.raises(StoreError, match="v2"):
+        backend.switch("v2")
+    with pytest.raises(StoreError):
+        backend.create("v2", dim=DIM)
+    writer.abort()
+    assert backend.versions() == ["v1"]
+    # The id is free again: nothing of the aborted build is left behind.
+    again = backend.create("v2", dim=DIM)
+    again.upsert(_chunks(3))
+    again.seal()
+    assert backend.versions() == ["v1", "v2"]
+    reader = backend.open("v2")
+    assert reader.count() == 3
+    reader.close()
+
+
+def test_writer_refuses_use_after_seal(backend: VectorBackend) -> None:
+    writer = backend.create("v1", dim=DIM)
+    writer.upsert(_chunks(2))
+    writer.seal()
+    with pytest.raises(StoreError, match="sealed"):
+        writer.upsert(_chunks(2))
+    with pytest.raises(StoreError):
+        backend.create("v1", dim=DIM)
+
+
+def test_switch_and_current(backend: VectorBackend) -> None:
+    assert backend.current() is None
+    _build(backend, "v1", _chunks(5))
+    _build(backend, "v2", _chunks(5, seed=2))
+    backend.switch("v1")
+    assert backend.current() == "v1"
+    backend.switch("v2")
+    assert backend.current() == "v2"
+    backend.switch("v2")
+    assert backend.current() == "v2"
+    with pytest.raises(StoreError, match="v9"):
+        backend.switch("v9")
+    assert backend.current() == "v2"
+
+
+def test_drop(backend: VectorBackend) -> None:
+    _build(backend, "v1", _chunks(5))
+    _build(backend, "v2", _chunks(5, seed=2))
+    backend.switch("v2")
+    with pytest.raises(StoreError, match="current"):
+        backend.drop("v2")
+    backend.drop("v1")
+    assert backend.versions() == ["v2"]
+    with pytest.raises(StoreError):
+        backend.open("v1")
+    with pytest.raises(StoreError):
+        backend.drop("v1")
+    assert backend.current() == "v2"
+
+
+def test_iter_chunks_returns_every_point(backend: VectorBackend) -> None:
+    chunks = _chunks(300)  # more than one scroll page
+    _build(backend, "v1", chunks)
+    reader = backend.open("v1")
+    try:
+        stored = {c.point_id: c for c in reader.iter_chunks()}
+        assert reader.count() == 300
+    finally:
+        reader.close()
+    assert set(stored) == {c.point_id for c in chunks}
+    for chunk in chunks:
+        got = stored[chunk.point_id]
+        assert got.payload == chunk.payload
+        np.testing.assert_allclose(np.asarray(got.vector), chunk.vector, atol=1e-6)
+
+
+def test_open_unknown_version_raises(backend: VectorBackend) -> None:
+    with pytest.raises(StoreError, match="nope"):
+        backend.open("nope")
+
+
+@pytest.mark.parametrize("bad", ["", "../escape", ".hidden", "a/b", "x" * 200])
+def test_invalid_version_ids_are_refused(backend: VectorBackend, bad: str) -> None:
+    with pytest.raises(StoreError, match="invalid version id"):
+        backend.create(bad, dim=DIM)
+
+
+def test_closed_reader_raises(backend: VectorBackend) -> None:
+    chunks = _chunks(5)
+    _build(backend, "v1", chunks)
+    reader = backend.open("v1")
+    reader.close()
+    with pytest.raises(StoreError, match="closed"):
+        reader.search(chunks[0].vector, principals={"group:0"}, limit=3)
+
+
+def test_engine_errors_become_store_errors(backend: VectorBackend) -> None:
+    writer = backend.create("v1", dim=DIM)
+    with pytest.raises(StoreError, match="upsert"):
+        writer.upsert([StoredChunk(str(uuid.uuid4()), [0.5] * (DIM + 1), {"acl": ["a"]})])
+    with pytest.raises(StoreError, match="upsert"):
+        writer.upsert([StoredChunk("not-a-uuid", [0.5] * DIM, {"acl": ["a"]})])
+    writer.abort()
+
+
+def test_payload_indexes_exist_before_first_write(
+    backend: VectorBackend, backend_kind: str
+) -> None:
+    if backend_kind == "server-memory":
+        pytest.skip(
+            "qdrant-client local mode keeps no payload indexes and reports an empty "
+            "payload_schema; see test_server_creates_indexes_before_any_upsert"
+        )
+    writer: Any = backend.create("v1", dim=DIM)
+    try:
+        assert writer.indexed_fields() == dict.fromkeys(INDEXED_FIELDS, "keyword")
+    finally:
+        writer.abort()
+
+
+class _RecordingClient(QdrantClient):
+    """A real local-mode client that records the order of index creation and writes."""
+
+    def __init__(self) -> None:
+        super().__init__(":memory:")
+        self.calls: list[tuple[str, str]] = []
+
+    def create_payload_index(  # type: ignore[override]
+        self, collection_name: str, field_name: str, **kw: Any
+    ) -> Any:
+        self.calls.append(("index", field_name))
+        return super().create_payload_index(collection_name, field_name, **kw)
+
+    def upsert(self, collection_name: str, points: Any, **kw: Any) -> Any:  # type: ignore[override]
+        self.calls.append(("upsert", collection_name))
+        return super().upsert(collection_name, points, **kw)
+
+
+def test_server_creates_indexes_before_any_upsert() -> None:
+    client = _RecordingClient()
+    backend = ServerBackend(client)
+    _build(backend, "v1", _chunks(150))
+    first_upsert = client.calls.index(("upsert", "clearance_v1"))
+    assert client.calls[:first_upsert] == [("index", f) for f in INDEXED_FIELDS]
+    backend.close()
+
+
+# Edge only: the files on disk.
+
+
+def test_edge_layout_on_disk(tmp_path: Path) -> None:
+    root = tmp_path / "index"
+    backend = EdgeBackend(root)
+    writer = backend.create("v1", dim=DIM)
+    writer.upsert(_chunks(5))
+    assert (root / ".building-v1").is_dir()
+    assert not (root / "v1").exists()
+    writer.seal()
+    assert not (root / ".building-v1").exists()
+    assert (root / "v1").is_dir()
+    backend.switch("v1")
+    assert (root / "CURRENT").read_text(encoding="utf-8").strip() == "v1"
+    assert sorted(p.name for p in root.iterdir()) == ["CURRENT", "v1"]  # no temp file left
+    with pytest.raises(StoreError, match="invalid version id"):
+        backend.create("CURRENT", dim=DIM)
+
+
+def test_edge_data_and_current_survive_a_new_instance(tmp_path: Path) -> None:
+    chunks = _chunks(60)
+    first = EdgeBackend(tmp_path / "index")
+    _build(first, "v1", chunks)
+    first.switch("v1")
+    reader = first.open("v1")
+    query = chunks[3].vector
+    before = reader.search(query, principals=set(GROUPS), limit=5)
+    reader.close()
+    first.close()
+
+    second = EdgeBackend(tmp_path / "index")
+    assert second.versions() == ["v1"]
+    assert second.current() == "v1"
+    reader = second.open("v1")
+    try:
+        assert reader.count() == 60
+        after = reader.search(query, principals=set(GROUPS), limit=5)
+        assert [h.point_id for h in after] == [h.point_id for h in before]
+        assert len(after) == 5
+    finally:
+        reader.close()
+
+
+def test_edge_same_version_opens_twice_and_searches_from_threads(tmp_path: Path) -> None:
+    chunks = _chunks(100)
+    backend = EdgeBackend(tmp_path / "index")
+    _build(backend, "v1", chunks)
+    # Without a WAL the shard takes no directory lock: a reload may open a version still open.
+    a, b = backend.open("v1"), backend.open("v1")
+    query = chunks[0].vector
+    expected = [h.point_id for h in a.search(query, principals={"group:1"}, limit=5)]
+    results: list[list[str]] = []
+
+    def worker() -> None:
+        for _ in range(20):
+            results.append([h.point_id for h in b.search(query, principals={"group:1"}, limit=5)])
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 80
+    assert all(r == expected for r in results)
+    a.close()
+    b.close()
+
+
+def test_edge_filtered_recall_is_complete_through_hnsw(tmp_path: Path) -> None:
+    # Tiny thresholds make optimize() build HNSW and make filtered search walk the graph, where a
+    # missing keyword index on `acl` silently drops permitted points (recall ~0.3 measured).
+    root = tmp_path / "index"
+    backend = EdgeBackend(root, full_scan_threshold_kb=1, indexing_threshold_kb=1)
+    chunks = _chunks(3000, seed=5)
+    _build(backend, "v1", chunks)
+    probe = EdgeShard.load(str(root / "v1"))
+    try:
+        assert probe.info().indexed_vectors_count == 3000  # the graph is really in use
+    finally:
+        probe.close()
+    reader = backend.open("v1")
+    rng = np.random.default_rng(13)
+    try:
+        for query in _unit(rng, 20):
+            principals = set(rng.choice(GROUPS, size=2, replace=False).tolist())
+            hits = reader.search(query.tolist(), principals=principals, limit=10)
+            assert [h.point_id for h in hits] == _exact_top_k(chunks, query, principals, 10)
+    finally:
+        reader.close()
+
+
+def test_server_unreachable_is_a_store_error() -> None:
+    # Nothing listens on port 1. No version check: it runs in a thread and warns when it fails.
+    backend = ServerBackend(QdrantClient(url="http://127.0.0.1:1", check_compatibility=False))
+    with pytest.raises(StoreError, match="listing collections failed"):
+        backend.versions()
+    backend.close()

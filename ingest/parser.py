@@ -30,8 +30,8 @@ class ParsedDocument:
     elements: list[ParsedElement]
 
 
-# The suffix alone picks the partitioner: unstructured otherwise sniffs content with libmagic,
-# which can send a .txt holding markup to the HTML partitioner.
+# The suffix alone picks the partitioner: without content_type, unstructured sniffs the content
+# and overrides the suffix (plain text saved as .htm was detected as TXT).
 _CONTENT_TYPES: dict[str, str] = {
     ".md": "text/markdown",
     ".markdown": "text/markdown",
@@ -43,6 +43,11 @@ _CONTENT_TYPES: dict[str, str] = {
     ".eml": "message/rfc822",
 }
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_CONTENT_TYPES)
+
+# unstructured parses .eml attachments by default, with the caller's arguments: an image attachment
+# (a signature logo) then fails the whole message, since strategy="fast" refuses images. Index the
+# message body only; an attachment worth searching is a document of its own.
+_EXTRA_ARGUMENTS: dict[str, dict[str, Any]] = {".eml": {"process_attachments": False}}
 
 # Page furniture repeats on every page and would pollute every chunk.
 _DROPPED_CATEGORIES = frozenset({"Header", "Footer", "PageNumber", "PageBreak"})
@@ -86,6 +91,7 @@ def parse_document(path: Path) -> ParsedDocument:
             content_type=content_type,
             strategy="fast",  # text layer only: no OCR, no layout model, page numbers kept
             languages=["eng"],  # skips per-document language detection, whose result we drop
+            **_EXTRA_ARGUMENTS.get(suffix, {}),
         )
     except Exception as exc:
         raise ParseError(f"{path.name}: {_short_reason(exc)}") from exc

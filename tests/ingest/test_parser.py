@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import os
 import subprocess
@@ -146,6 +148,21 @@ def test_email_subject_is_title(tmp_path: Path) -> None:
     doc = parse_document(write_eml(tmp_path / "update.eml"))
     assert doc.title == "Budget update"
     assert "approved by the board" in texts(doc)
+
+
+def test_email_attachments_are_left_out(tmp_path: Path) -> None:
+    path = write_eml(tmp_path / "logo.eml")
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    message.add_attachment(
+        b"\x89PNG\r\n\x1a\n" + bytes(64), maintype="image", subtype="png", filename="logo.png"
+    )
+    message.add_attachment(b"Attachment words.", maintype="text", subtype="plain", filename="a.txt")
+    path.write_bytes(bytes(message))
+    doc = parse_document(path)
+    assert doc.title == "Budget update"
+    assert "approved by the board" in texts(doc)
+    assert "Attachment words" not in texts(doc)
 
 
 def test_docx_heading_styles_become_sections(tmp_path: Path) -> None:

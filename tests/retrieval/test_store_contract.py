@@ -1,4 +1,4 @@
-"""The VectorBackend contract, run on every backend; edge-only tests for files on disk."""
+"""The VectorBackend contract, run on every backend, then checks only one backend can make."""
 
 from __future__ import annotations
 

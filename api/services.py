@@ -36,6 +36,7 @@ class Services:
     """What the API needs per request, built once per app."""
 
     settings: Settings
+    embedder: Embedder
     policy: PolicyEngine
     keys: KeyStore
     catalog: VersionCatalog
@@ -53,6 +54,7 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     retriever = Retriever(catalog, embedder)
     return Services(
         settings=settings,
+        embedder=embedder,
         policy=PolicyEngine(settings.casbin_model, settings.casbin_policy),
         keys=KeyStore(settings.keys_file),
         catalog=catalog,

@@ -41,6 +41,10 @@ class Embedder:
                 self._model = SentenceTransformer(path, device="cpu")
             return self._model
 
+    def warm_up(self) -> None:
+        """Load the model now, so the first request does not wait seconds for it."""
+        self.embed_query("warm up")
+
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         """One unit-length float32 row per text."""
         if not texts:
@@ -57,7 +61,10 @@ class Embedder:
 
     def token_ids(self, text: str) -> list[int]:
         """The model's own word pieces, so chunks can be bounded in the units it reads."""
-        ids: list[int] = self._load().tokenizer.encode(text, add_special_tokens=False)
+        # verbose=False: whole documents are counted here, longer than the model reads at once.
+        ids: list[int] = self._load().tokenizer.encode(
+            text, add_special_tokens=False, verbose=False
+        )
         return ids
 
     def embed_query(self, text: str) -> np.ndarray:

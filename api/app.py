@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request, Response
 
 from api.deps import get_request_id
 from api.errors import install_error_handlers
-from api.routes import chat, health, search
+from api.routes import admin, chat, health, search
 from api.services import Services, build_services
 from api.settings import Settings
 
@@ -41,6 +41,6 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         response.headers["X-Request-ID"] = get_request_id(request)
         return response
 
-    for module in (search, chat, health):
+    for module in (search, chat, health, admin):
         app.include_router(module.router)
     return app

@@ -18,6 +18,7 @@ Command = Callable[[argparse.Namespace, Settings], int]
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     from api.services import open_catalog
+    from ingest.jobs import build_lock
     from ingest.pipeline import build_index_version
     from retrieval.embedder import Embedder
 
@@ -33,10 +34,13 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
             bar.update(done - bar.n)
 
     try:
-        report = build_index_version(
-            settings.sources, settings.ingest, catalog=open_catalog(settings),
-            embedder=Embedder(), progress=progress,
-        )
+        with build_lock(settings.data_dir):
+            catalog = open_catalog(settings)
+            report = build_index_version(
+                settings.sources, settings.ingest, catalog=catalog,
+                embedder=Embedder(), progress=progress,
+            )
+            removed = catalog.prune(settings.ingest.keep_versions)
     finally:
         if bar is not None:
             bar.close()
@@ -46,6 +50,9 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error   {problem.doc_id}: {problem.reason}")
     print(f"index version {report.version_id} is now current: {report.documents} documents, "
           f"{report.chunks} chunks, {len(report.errors)} errors, {len(report.no_acl)} without ACL")
+    if removed:
+        keep = settings.ingest.keep_versions
+        print(f"removed old versions (keeping {keep}): {' '.join(removed)}")
     return 0
 
 
@@ -82,14 +89,15 @@ def _index_versions(args: argparse.Namespace, settings: Settings) -> int:
 
     catalog = open_catalog(settings)
     current = catalog.current()
-    versions = catalog.list()
+    versions = catalog.sealed()
     if not versions:
         print("no index versions yet: run `clearance ingest`")
         return 0
-    print(f"  {'id':<24} {'created':<32} {'documents':>9} {'chunks':>7}")
+    print(f"  {'id':<24} {'created':<32} {'documents':>9} {'chunks':>7}  embedder / sources / job")
     for info in versions:
         mark = "*" if info.id == current else " "
-        print(f"{mark} {info.id:<24} {info.created_at:<32} {info.documents:>9} {info.chunks:>7}")
+        print(f"{mark} {info.id:<24} {info.created_at:<32} {info.documents:>9} {info.chunks:>7}  "
+              f"{info.embedder} / {','.join(info.sources)} / {info.job_id or 'cli'}")
     return 0
 
 

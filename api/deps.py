@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
@@ -61,3 +62,19 @@ def get_scope(
 
 
 ScopeDep = Annotated[Scope, Depends(get_scope)]
+
+
+def require(resource: str, action: str) -> Callable[..., Scope]:
+    """A dependency that lets the call through only if Casbin grants `action` on `resource`."""
+
+    def check(scope: ScopeDep, services: ServicesDep) -> Scope:
+        if not services.policy.allows(scope.user, resource, action):
+            raise HTTPException(
+                status_code=403,
+                detail=f"user:{scope.user} may not {action} {resource}; "
+                "ask an administrator for a role that grants it",
+            )
+        return scope
+
+    check.permission = (resource, action)  # type: ignore[attr-defined]
+    return check

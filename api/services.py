@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from api.keys import KeyStore
 from api.settings import Settings
+from ingest.jobs import JobRunner
 from policies.enforcer import PolicyEngine
 from retrieval.audit import AuditLog
 from retrieval.embedder import Embedder
@@ -42,6 +43,7 @@ class Services:
     catalog: VersionCatalog
     retriever: Retriever
     retrieval: RetrievalService
+    jobs: JobRunner
 
     def close(self) -> None:
         self.retriever.close()
@@ -62,4 +64,5 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         retrieval=RetrievalService(
             retriever, embedder, AuditLog(settings.audit_log), settings.retrieval
         ),
+        jobs=JobRunner(settings.config_path, settings.data_dir),
     )

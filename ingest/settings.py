@@ -46,3 +46,4 @@ class IngestSettings(BaseModel):
 
     chunk_size: int = Field(default=200, ge=32, le=256)  # tokens; the embedder reads 256
     chunk_overlap: int = Field(default=30, ge=0, le=128)
+    keep_versions: int = Field(default=3, ge=1, le=100)  # older versions are deleted on switch

@@ -24,6 +24,7 @@ class VersionInfo:
     documents: int
     chunks: int
     sources: list[str] = field(default_factory=list)
+    job_id: str | None = None
 
 
 def new_version_id(now: datetime | None = None) -> str:
@@ -53,13 +54,23 @@ class VersionCatalog:
             return None
         return VersionInfo(**raw)
 
-    def list(self) -> list[VersionInfo]:
+    def sealed(self) -> list[VersionInfo]:
         """Versions present both in the store and in the manifests, oldest first."""
         infos = (self.get(v) for v in self.backend.versions())
         return sorted((i for i in infos if i is not None), key=lambda i: (i.created_at, i.id))
 
     def current(self) -> str | None:
         return self.backend.current()
+
+    def prune(self, keep: int) -> list[str]:
+        """Delete all but the newest `keep` versions, never the current one; returns the ids."""
+        current = self.current()
+        versions = [i.id for i in self.sealed()]
+        doomed = [v for v in versions[: max(len(versions) - keep, 0)] if v != current]
+        for version_id in doomed:
+            self.backend.drop(version_id)
+            (self._dir / f"{version_id}.json").unlink(missing_ok=True)
+        return doomed
 
     def switch(self, version_id: str) -> None:
         if self.get(version_id) is None:
@@ -68,7 +79,7 @@ class VersionCatalog:
 
     def rollback(self, to: str | None = None) -> str:
         """Switch to `to`, or to the version built before the current one; returns the id."""
-        versions = [i.id for i in self.list()]
+        versions = [i.id for i in self.sealed()]
         if to is not None:
             if to not in versions:
                 raise StoreError(

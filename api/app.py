@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -13,6 +14,8 @@ from api.routes import admin, chat, health, search
 from api.services import Services, build_services
 from api.settings import Settings
 
+log = logging.getLogger(__name__)
+
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     """The API over the given settings; tests may pass prebuilt services."""
@@ -20,6 +23,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        removed = services.catalog.backend.remove_abandoned()
+        if removed:
+            log.warning("removed what killed builds left behind: %s", ", ".join(removed))
         services.embedder.warm_up()
         yield
         services.close()

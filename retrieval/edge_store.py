@@ -4,7 +4,26 @@ The only module that imports `qdrant_edge`. Layout under `root`:
 
     root/<version_id>/            a sealed version (an EdgeShard directory), never written again
     root/.building-<version_id>/  a version being built; renamed to root/<version_id>/ by seal()
+    root/.build-<version_id>.lock the builder's lock file, flock()ed for the whole build
+    root/.dropping-<version_id>/  a version being deleted by drop(), renamed out of sight first
     root/CURRENT                  the current version id, replaced atomically with os.replace
+
+Crash safety. A build that dies (even by SIGKILL) leaves its .building- directory behind, never
+a version: only seal() renames it into place, after a flush. The builder holds an exclusive
+flock on its lock file from before the directory exists until after the rename (or the delete,
+on abort); the kernel drops it when the process dies. So a .building- directory whose lock can
+be taken has no live builder: `remove_abandoned()` deletes those, and `create()` calls it first,
+so the next build cleans up after a dead one. The lock file lives beside the directory, not in
+it, so it never ends up inside a sealed version; `.build-` cannot be the start of a building
+directory's name, so no version id makes the two collide.
+
+CURRENT is written to a temp file (.CURRENT.<pid>.<thread>.tmp), fsynced, renamed over CURRENT
+with os.replace and the directory fsynced, all under an flock on the root directory itself. A
+switch that dies leaves CURRENT either old or new, and at worst a temp file that nothing reads;
+`remove_abandoned()` deletes such temp files while holding that same lock, so never one that a
+live switch is still writing. drop() renames a version to .dropping-<id> before deleting its
+files, so a drop that dies never leaves a half-deleted directory listed as a version;
+`remove_abandoned()` finishes such deletes.
 
 Shards are created with the write-ahead log disabled. A version is all-or-nothing: `seal()` flushes
 before the rename, and a build that dies is rebuilt, so the log would protect nothing. Without it
@@ -17,6 +36,8 @@ metadata atomically, with the same content, and maps its files read-write): keep
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import logging
 import os
 import re
 import shutil
@@ -47,8 +68,17 @@ from qdrant_edge import (
 from retrieval.errors import StoreError
 from retrieval.store import INDEXED_FIELDS, Hit, StoredChunk
 
+log = logging.getLogger(__name__)
+
 _CURRENT = "CURRENT"
 _BUILDING = ".building-"
+# A build's lock file is ".build-<id>.lock": its 7th character ("-") is not the 7th of
+# ".building-" ("i"), so whatever the ids, no lock file has the name of a building directory.
+_LOCK_PREFIX = ".build-"
+_LOCK_SUFFIX = ".lock"
+_DROPPING = ".dropping-"
+_CURRENT_TMP_PREFIX = f".{_CURRENT}."
+_CURRENT_TMP_SUFFIX = ".tmp"
 # Version ids become directory names: no separators, no leading dot (hidden = building/temp).
 _VERSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _SCROLL_PAGE = 256
@@ -73,6 +103,49 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _lock_path(root: Path, version_id: str) -> Path:
+    return root / f"{_LOCK_PREFIX}{version_id}{_LOCK_SUFFIX}"
+
+
+def _try_lock(path: Path, *, retry: bool) -> int | None:
+    """An fd holding an exclusive flock on the file at `path` (created if missing), or None.
+
+    None means another open file holds the lock: its builder is alive. A lock taken on a file that
+    someone unlinked meanwhile (a cleaner, between our open and our flock) guards nothing, so the
+    file must still be the one at `path`; if not, retry (a builder) or give up (a cleaner: the
+    other party is dealing with it). The fd is not inherited by child processes (os.open's
+    default), so only this process's death or an explicit close releases the lock.
+    """
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            linked = os.stat(path)
+        except FileNotFoundError:
+            linked = None
+        held = os.fstat(fd)
+        if linked is not None and (linked.st_dev, linked.st_ino) == (held.st_dev, held.st_ino):
+            return fd
+        os.close(fd)
+        if not retry:
+            return None
+
+
+def _release(fd: int, path: Path) -> None:
+    """Unlink a lock file while still holding its lock, then let go of it."""
+    try:
+        path.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+
+
 def _acl_filter(principals: Collection[str]) -> Filter:
     return Filter(must=[FieldCondition(key="acl", match=MatchAny(any=sorted(principals)))])
 
@@ -80,11 +153,22 @@ def _acl_filter(principals: Collection[str]) -> Filter:
 class EdgeWriter:
     """A version being built in root/.building-<id>/; seal() renames it into place."""
 
-    def __init__(self, shard: EdgeShard, building: Path, final: Path) -> None:
+    def __init__(
+        self, shard: EdgeShard, building: Path, final: Path, lock_fd: int, lock_path: Path
+    ) -> None:
         self._shard: EdgeShard | None = shard
         self._building = building
         self._final = final
         self._lock = threading.Lock()
+        # The flock that tells remove_abandoned() this build is alive; held until the build is
+        # sealed (renamed into place) or aborted (deleted).
+        self._lock_fd: int | None = lock_fd
+        self._lock_path = lock_path
+
+    def _release_build_lock(self) -> None:
+        if self._lock_fd is not None:
+            fd, self._lock_fd = self._lock_fd, None
+            _release(fd, self._lock_path)
 
     def _open_shard(self) -> EdgeShard:
         if self._shard is None:
@@ -139,6 +223,8 @@ class EdgeWriter:
                 _fsync_dir(self._final.parent)
             except OSError as exc:
                 raise StoreError(f"cannot move version {name!r} into place: {exc}") from exc
+            # Only now: a dead builder's lock file left here is removed by remove_abandoned().
+            self._release_build_lock()
 
     def abort(self) -> None:
         with self._lock:
@@ -147,7 +233,9 @@ class EdgeWriter:
                 with contextlib.suppress(Exception):
                     self._shard.close()
                 self._shard = None
-            shutil.rmtree(self._building, ignore_errors=True)
+            if self._lock_fd is not None:  # not once sealed: the directory is a version now
+                shutil.rmtree(self._building, ignore_errors=True)
+                self._release_build_lock()
 
 
 class EdgeReader:
@@ -233,16 +321,41 @@ class EdgeBackend:
             raise StoreError(f"cannot create the index directory {self._root}: {exc}") from exc
 
     def create(self, version_id: str, *, dim: int) -> EdgeWriter:
+        """Start building `version_id`, first removing what dead builds left behind."""
         _check_version_id(version_id)
         final = self._root / version_id
         building = self._root / f"{_BUILDING}{version_id}"
         if final.exists():
             raise StoreError(f"version {version_id!r} already exists in {self._root}")
-        if building.exists():
-            raise StoreError(
-                f"version {version_id!r} is being built, or a build died: remove {building} "
-                "if no build is running"
-            )
+        try:
+            removed = self.remove_abandoned()
+        except StoreError as exc:  # a cleanup that fails must not stop a new build
+            log.warning("could not remove what dead builds left behind: %s", exc)
+        else:
+            if removed:
+                log.warning("removed what dead builds left behind: %s", ", ".join(removed))
+        lock_path = _lock_path(self._root, version_id)
+        try:
+            lock_fd = _try_lock(lock_path, retry=True)
+        except OSError as exc:
+            raise StoreError(f"cannot lock {lock_path} to build {version_id!r}: {exc}") from exc
+        if lock_fd is None:
+            raise StoreError(f"version {version_id!r} is being built by a live process")
+        try:
+            writer = self._create_locked(version_id, dim, building, final, lock_fd, lock_path)
+        except BaseException:
+            _release(lock_fd, lock_path)
+            raise
+        return writer
+
+    def _create_locked(
+        self, version_id: str, dim: int, building: Path, final: Path, lock_fd: int,
+        lock_path: Path,
+    ) -> EdgeWriter:
+        if final.exists():  # sealed by another process since the check in create()
+            raise StoreError(f"version {version_id!r} already exists in {self._root}")
+        # We hold the lock, so a directory still here is a dead build's, left since the cleanup.
+        shutil.rmtree(building, ignore_errors=True)
         config = EdgeConfig(
             vectors=EdgeVectorParams(size=dim, distance=Distance.Cosine),
             hnsw_config=HnswIndexConfig(
@@ -265,7 +378,84 @@ class EdgeBackend:
             raise StoreError(
                 f"cannot create payload indexes for version {version_id!r}: {exc}"
             ) from exc
-        return EdgeWriter(shard, building, final)
+        return EdgeWriter(shard, building, final, lock_fd, lock_path)
+
+    def remove_abandoned(self) -> list[str]:
+        """Delete what dead builds and switches left under the root; returns the names removed.
+
+        A `.building-<id>` directory goes (with its lock file) when its lock can be taken, that
+        is when no live process is building it; a lock file left alone (a builder killed between
+        the rename into place and the unlink) goes the same way; so do `.dropping-<id>`
+        directories (a drop that died); `.CURRENT.*.tmp` files go when no switch is running.
+        Sealed versions and CURRENT are never touched. Called by `create()`;
+        call it at start-up too. Safe to run from several processes at once.
+        """
+        try:
+            names = sorted(os.listdir(self._root))
+        except OSError as exc:
+            raise StoreError(f"cannot list {self._root}: {exc}") from exc
+        removed: list[str] = []
+        ids = {n[len(_BUILDING) :] for n in names if n.startswith(_BUILDING)}
+        ids |= {
+            n[len(_LOCK_PREFIX) : -len(_LOCK_SUFFIX)]
+            for n in names
+            if n.startswith(_LOCK_PREFIX) and n.endswith(_LOCK_SUFFIX)
+        }
+        for version_id in sorted(v for v in ids if _VERSION_ID.fullmatch(v)):
+            building = self._root / f"{_BUILDING}{version_id}"
+            lock_path = _lock_path(self._root, version_id)
+            try:
+                fd = _try_lock(lock_path, retry=False)
+            except OSError as exc:
+                raise StoreError(f"cannot lock {lock_path}: {exc}") from exc
+            if fd is None:
+                continue  # a live build (or another cleaner got there first)
+            try:
+                if building.is_dir():
+                    shutil.rmtree(building)
+                    removed.append(building.name)
+            except OSError as exc:
+                raise StoreError(f"cannot remove the abandoned build {building}: {exc}") from exc
+            finally:
+                _release(fd, lock_path)
+            if lock_path.name in names:
+                removed.append(lock_path.name)
+        for name in names:
+            if name.startswith(_DROPPING) and (self._root / name).is_dir():
+                # Renamed out of sight by a drop() that died (or is still deleting: both
+                # deletes then ignore what the other already removed).
+                shutil.rmtree(self._root / name, ignore_errors=True)
+                removed.append(name)
+        temps = [
+            n
+            for n in names
+            if n.startswith(_CURRENT_TMP_PREFIX) and n.endswith(_CURRENT_TMP_SUFFIX)
+        ]
+        if temps:
+            with self._root_lock(blocking=False) as locked:
+                if locked:  # else a switch is running: its temp file is live; next time
+                    for name in temps:
+                        with contextlib.suppress(FileNotFoundError):
+                            (self._root / name).unlink()
+                            removed.append(name)
+        return sorted(removed)
+
+    @contextlib.contextmanager
+    def _root_lock(self, *, blocking: bool) -> Iterator[int | None]:
+        """An flock on the root directory itself (no extra file): switches and temp cleanup.
+
+        Yields the directory's fd, or None if `blocking` is false and another process holds it.
+        """
+        fd = os.open(self._root, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield None
+                return
+            yield fd
+        finally:
+            os.close(fd)
 
     def open(self, version_id: str) -> EdgeReader:
         _check_version_id(version_id)
@@ -292,10 +482,17 @@ class EdgeBackend:
         path = self._root / version_id
         if not path.is_dir():
             raise StoreError(f"cannot drop version {version_id!r}: no such version in {self._root}")
+        # Out of sight first, in one atomic step: deleting in place and dying half-way would
+        # leave a directory that versions() lists but that holds only part of a version.
+        doomed = self._root / f"{_DROPPING}{version_id}"
         try:
-            shutil.rmtree(path)
+            shutil.rmtree(doomed, ignore_errors=True)  # an earlier drop of this id that died
+            os.rename(path, doomed)
+            _fsync_dir(self._root)
         except OSError as exc:
             raise StoreError(f"cannot drop version {version_id!r}: {exc}") from exc
+        # The version is gone; files that will not go now are removed by remove_abandoned().
+        shutil.rmtree(doomed, ignore_errors=True)
 
     def current(self) -> str | None:
         try:
@@ -314,16 +511,24 @@ class EdgeBackend:
                 f"{self._root} (sealed: {', '.join(self.versions()) or 'none'})"
             )
         target = self._root / _CURRENT
-        tmp = self._root / f".{_CURRENT}.{os.getpid()}.{threading.get_ident()}.tmp"
+        tmp = self._root / (
+            f"{_CURRENT_TMP_PREFIX}{os.getpid()}.{threading.get_ident()}{_CURRENT_TMP_SUFFIX}"
+        )
         try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(version_id + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-            _fsync_dir(self._root)
+            # Under the root lock, so remove_abandoned() never deletes a live switch's temp file.
+            with self._root_lock(blocking=True) as root_fd:
+                assert root_fd is not None
+                try:
+                    with open(tmp, "w", encoding="utf-8") as f:
+                        f.write(version_id + "\n")
+                        f.flush()
+                        os.fsync(f.fileno())
+                    os.replace(tmp, target)
+                    os.fsync(root_fd)  # the rename itself, durable
+                except OSError:
+                    tmp.unlink(missing_ok=True)
+                    raise
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise StoreError(f"cannot switch to version {version_id!r}: {exc}") from exc
 
     def close(self) -> None:

@@ -11,12 +11,20 @@ marker (a collection or a point) could disagree with the collection it describes
 and dies with the collection. `versions()` lists only collections whose metadata says sealed and
 names this prefix and version id, so another prefix sharing the server is never mistaken for ours.
 
+A build that dies leaves its collection in state "building". There is no lock a dead client
+would drop, so a builder instead stamps `clearance_heartbeat` (Unix time) in the metadata when it
+creates the collection and again at most every minute while it writes and while seal() waits
+for indexing. `remove_abandoned()` deletes building collections of this prefix whose heartbeat
+is older than an hour (by default): a build that has not written for that long is taken as dead.
+One without a heartbeat (created before this scheme) is left alone: its age cannot be told.
+
 The backend owns the client it is given: `close()` closes it.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import threading
 import time
@@ -29,9 +37,14 @@ from qdrant_client import QdrantClient, models
 from retrieval.errors import StoreError
 from retrieval.store import INDEXED_FIELDS, Hit, StoredChunk
 
+log = logging.getLogger(__name__)
+
 _STATE = "clearance_state"
 _VERSION = "clearance_version"
 _PREFIX = "clearance_prefix"
+_HEARTBEAT = "clearance_heartbeat"
+_HEARTBEAT_EVERY_S = 60.0
+_ABANDONED_AFTER_S = 3600.0
 _VERSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _SCROLL_PAGE = 256
 _SEAL_TIMEOUT_S = 600.0
@@ -69,10 +82,23 @@ class ServerWriter:
         self._collection = collection
         self._version_id = version_id
         self._done = False
+        self._last_beat = time.monotonic()  # create() wrote the first heartbeat
 
     def _check_open(self) -> None:
         if self._done:
             raise StoreError(f"version {self._version_id!r} is already sealed or aborted")
+
+    def _beat(self) -> None:
+        """Tell remove_abandoned() this build is alive, at most once every _HEARTBEAT_EVERY_S."""
+        if time.monotonic() - self._last_beat < _HEARTBEAT_EVERY_S:
+            return
+        _wrap(
+            f"updating the heartbeat of version {self._version_id!r}",
+            lambda: self._client.update_collection(
+                self._collection, metadata={_HEARTBEAT: time.time()}
+            ),
+        )
+        self._last_beat = time.monotonic()
 
     def upsert(self, chunks: Sequence[StoredChunk]) -> None:
         self._check_open()
@@ -86,6 +112,7 @@ class ServerWriter:
             f"upsert of {len(points)} points into version {self._version_id!r}",
             lambda: self._client.upsert(self._collection, points=points, wait=True),
         )
+        self._beat()
 
     def indexed_fields(self) -> dict[str, str]:
         """Payload fields with an index, as the server reports them: {field: schema type}.
@@ -116,6 +143,7 @@ class ServerWriter:
                     f"cannot seal version {self._version_id!r}: still {info.status.value} "
                     f"after {timeout_s:.0f} s of indexing"
                 )
+            self._beat()
             time.sleep(0.5)
         _wrap(
             f"marking version {self._version_id!r} sealed",
@@ -244,7 +272,11 @@ class ServerBackend:
         )
 
     def create(self, version_id: str, *, dim: int) -> ServerWriter:
+        """Start building `version_id`, first removing builds abandoned for over an hour."""
         name = self._collection(version_id)
+        removed = self.remove_abandoned()
+        if removed:
+            log.warning("removed what dead builds left behind: %s", ", ".join(removed))
         if self._metadata(name) is not None:
             raise StoreError(f"cannot create version {version_id!r}: collection {name!r} exists")
         _wrap(
@@ -253,7 +285,12 @@ class ServerBackend:
                 name,
                 vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
                 hnsw_config=models.HnswConfigDiff(m=16, ef_construct=100),
-                metadata={_STATE: "building", _VERSION: version_id, _PREFIX: self._prefix},
+                metadata={
+                    _STATE: "building",
+                    _VERSION: version_id,
+                    _PREFIX: self._prefix,
+                    _HEARTBEAT: time.time(),
+                },
             ),
         )
         try:
@@ -274,6 +311,42 @@ class ServerBackend:
                 f"cannot create payload indexes for version {version_id!r}: {exc}"
             ) from exc
         return ServerWriter(self._client, name, version_id)
+
+    def remove_abandoned(self, max_idle_s: float = _ABANDONED_AFTER_S) -> list[str]:
+        """Delete this prefix's building collections idle for over `max_idle_s` seconds.
+
+        Idle means: no heartbeat for that long (see the module docstring). Returns the names of
+        the collections deleted. Sealed collections, other prefixes' collections and building
+        ones without a heartbeat are never touched. Called by `create()`; call it at start-up
+        too. A build may really be alive yet silent for longer than `max_idle_s` only if it
+        neither writes nor seals for that long (one file taking an hour to parse).
+        """
+        response = _wrap("listing collections", self._client.get_collections)
+        start = f"{self._prefix}_"
+        now = time.time()
+        removed = []
+        for description in response.collections:
+            name = description.name
+            version_id = name[len(start) :]
+            if not name.startswith(start) or not _VERSION_ID.fullmatch(version_id):
+                continue
+            meta = self._metadata(name)
+            if (
+                meta is None
+                or meta.get(_STATE) != "building"
+                or meta.get(_VERSION) != version_id
+                or meta.get(_PREFIX) != self._prefix
+            ):
+                continue
+            beat = meta.get(_HEARTBEAT)
+            if not isinstance(beat, int | float) or now - float(beat) <= max_idle_s:
+                continue
+            _wrap(
+                f"deleting abandoned collection {name!r}",
+                functools.partial(self._client.delete_collection, name),
+            )
+            removed.append(name)
+        return sorted(removed)
 
     def open(self, version_id: str) -> ServerReader:
         name = self._collection(version_id)

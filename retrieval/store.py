@@ -93,4 +93,7 @@ class VectorBackend(Protocol):
     def switch(self, version_id: str) -> None:
         """Make `version_id` current, atomically (a pointer file or a server alias)."""
 
+    def remove_abandoned(self) -> list[str]:
+        """Delete builds whose builder died (never a live build or a sealed version)."""
+
     def close(self) -> None: ...

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from qdrant_client import QdrantClient
+from qdrant_client import QdrantClient, models
 from qdrant_edge import EdgeShard
 
 from retrieval.edge_store import EdgeBackend
@@ -396,4 +402,239 @@ def test_server_unreachable_is_a_store_error() -> None:
     backend = ServerBackend(QdrantClient(url="http://127.0.0.1:1", check_compatibility=False))
     with pytest.raises(StoreError, match="listing collections failed"):
         backend.versions()
+    backend.close()
+
+
+# Abandoned builds (issue 3): a build that dies must leave nothing that looks like a version, and
+# the next build, or start-up, removes what it left without touching a live build.
+
+
+def test_remove_abandoned_keeps_sealed_versions_and_live_builds(backend: VectorBackend) -> None:
+    _build(backend, "v1", _chunks(5))
+    backend.switch("v1")
+    writer = backend.create("v2", dim=DIM)
+    writer.upsert(_chunks(5, seed=2))
+    assert backend.remove_abandoned() == []  # type: ignore[attr-defined]
+    assert backend.versions() == ["v1"]
+    assert backend.current() == "v1"
+    writer.seal()  # the live build was left whole
+    assert backend.versions() == ["v1", "v2"]
+    assert backend.remove_abandoned() == []  # type: ignore[attr-defined]
+    assert backend.versions() == ["v1", "v2"]
+    reader = backend.open("v1")
+    try:
+        assert reader.count() == 5
+    finally:
+        reader.close()
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+# A builder in a process of its own: it creates a version, writes a point, says "ready", then
+# seals or aborts on a line from stdin; or the test kills it with SIGKILL.
+_BUILDER = """
+import sys
+from retrieval.edge_store import EdgeBackend
+from retrieval.store import StoredChunk
+writer = EdgeBackend(sys.argv[1]).create(sys.argv[2], dim=16)
+writer.upsert([StoredChunk("00000000-0000-0000-0000-000000000001", [1.0] + [0.0] * 15,
+                           {"acl": ["group:0"], "doc_id": "d", "source": "s", "text": "t"})])
+print("ready", flush=True)
+command = sys.stdin.readline().strip()
+if command in ("seal", "abort"):
+    getattr(writer, command)()
+    print("done", flush=True)
+"""
+
+# Holds an flock on a path (the index root: what a switch holds) until stdin closes.
+_HOLDER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def _child(script: str, *args: str) -> subprocess.Popen[str]:
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, *args], cwd=REPO, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "ready"
+    return child
+
+
+def _entries(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir())
+
+
+def test_edge_remove_abandoned_removes_a_killed_build_and_keeps_a_live_one(tmp_path: Path) -> None:
+    root = tmp_path / "index"
+    backend = EdgeBackend(root)
+    _build(backend, "v1", _chunks(5))
+    backend.switch("v1")
+    # The live build first: create() would clean up after the dead one.
+    with _child(_BUILDER, str(root), "live") as live:
+        with _child(_BUILDER, str(root), "dead") as dead:
+            dead.kill()  # SIGKILL: no abort, no finally; the kernel drops its flock
+            dead.wait()
+        assert _entries(root) == [
+            ".build-dead.lock", ".build-live.lock", ".building-dead", ".building-live", "CURRENT",
+            "v1",
+        ]
+        assert backend.versions() == ["v1"]
+        assert backend.remove_abandoned() == [".build-dead.lock", ".building-dead"]
+        assert _entries(root) == [".build-live.lock", ".building-live", "CURRENT", "v1"]
+        assert backend.remove_abandoned() == []
+        with pytest.raises(StoreError, match="being built"):
+            backend.create("live", dim=DIM)  # its lock is held by the live child
+        out, _ = live.communicate("seal\n", timeout=60)
+        assert out.strip() == "done" and live.returncode == 0
+    assert _entries(root) == ["CURRENT", "live", "v1"]
+    assert backend.versions() == ["live", "v1"]
+    assert backend.current() == "v1"
+    reader = backend.open("v1")
+    try:
+        assert reader.count() == 5
+    finally:
+        reader.close()
+
+
+def test_edge_next_build_cleans_up_after_a_killed_one(tmp_path: Path) -> None:
+    root = tmp_path / "index"
+    backend = EdgeBackend(root)
+    _build(backend, "v1", _chunks(5))
+    backend.switch("v1")
+    with _child(_BUILDER, str(root), "v2") as dead:
+        dead.kill()
+        dead.wait()
+    (root / ".build-v0.lock").touch()  # a builder killed between its rename and its unlink
+    assert ".building-v2" in _entries(root)
+    _build(backend, "v3", _chunks(5, seed=3))
+    assert _entries(root) == ["CURRENT", "v1", "v3"]
+    assert backend.current() == "v1"
+    # The dead build's id is free again.
+    _build(backend, "v2", _chunks(4, seed=4))
+    assert backend.versions() == ["v1", "v2", "v3"]
+
+
+def test_edge_build_holds_its_lock_from_create_to_seal_or_abort(tmp_path: Path) -> None:
+    root = tmp_path / "index"
+    backend = EdgeBackend(root)
+    for end in ("seal", "abort"):
+        writer = backend.create(f"v-{end}", dim=DIM)
+        writer.upsert(_chunks(3))
+        lock = root / f".build-v-{end}.lock"
+        # flock locks belong to an open file description: a second open here conflicts too.
+        fd = os.open(lock, os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            assert backend.remove_abandoned() == []
+        finally:
+            os.close(fd)
+        getattr(writer, end)()
+        assert not lock.exists()
+        assert not (root / f".building-v-{end}").exists()
+    assert _entries(root) == ["v-seal"]
+
+
+def test_edge_building_dir_without_lock_file_counts_as_abandoned(tmp_path: Path) -> None:
+    # As a build from before the lock files (or a hand-made copy) would leave it.
+    root = tmp_path / "index"
+    backend = EdgeBackend(root)
+    (root / ".building-old" / "segments").mkdir(parents=True)
+    assert backend.remove_abandoned() == [".building-old"]
+    assert _entries(root) == []
+
+
+def test_edge_leftover_switch_temp_file_is_ignored_then_cleaned(tmp_path: Path) -> None:
+    root = tmp_path / "index"
+    backend = EdgeBackend(root)
+    _build(backend, "v1", _chunks(5))
+    _build(backend, "v2", _chunks(5, seed=2))
+    backend.switch("v1")
+    # A switch killed after writing its temp file and before the rename over CURRENT.
+    leftover = root / ".CURRENT.99999.1.tmp"
+    leftover.write_text("v2\n", encoding="utf-8")
+    assert backend.current() == "v1"
+    assert backend.versions() == ["v1", "v2"]
+    # While a switch holds the root lock, a temp file may be its own: it stays.
+    with _child(_HOLDER, str(root)) as holder:
+        assert backend.remove_abandoned() == []
+        assert leftover.exists()
+        holder.communicate("", timeout=30)
+    assert backend.remove_abandoned() == [leftover.name]
+    backend.switch("v2")
+    assert backend.current() == "v2"
+    assert _entries(root) == ["CURRENT", "v1", "v2"]
+
+
+def test_edge_switch_waits_for_the_root_lock(tmp_path: Path) -> None:
+    root = tmp_path / "index"
+    backend = EdgeBackend(root)
+    _build(backend, "v1", _chunks(5))
+    with _child(_HOLDER, str(root)) as holder:
+        done = threading.Event()
+        thread = threading.Thread(target=lambda: (backend.switch("v1"), done.set()))
+        thread.start()
+        assert not done.wait(0.3)  # blocked behind the holder
+        assert backend.current() is None
+        holder.communicate("", timeout=30)
+        thread.join(timeout=30)
+    assert done.is_set() and backend.current() == "v1"
+
+
+def test_edge_drop_never_leaves_a_half_deleted_version_listed(tmp_path: Path) -> None:
+    root = tmp_path / "index"
+    backend = EdgeBackend(root)
+    _build(backend, "v1", _chunks(5))
+    _build(backend, "v2", _chunks(5, seed=2))
+    backend.switch("v2")
+    backend.drop("v1")
+    assert _entries(root) == ["CURRENT", "v2"]
+    # A drop killed half-way through deleting: the files are out of sight, not a version.
+    shutil.copytree(root / "v2", root / ".dropping-v1")
+    (root / ".dropping-v1" / "edge_config.json").unlink()
+    assert backend.versions() == ["v2"]
+    assert backend.remove_abandoned() == [".dropping-v1"]
+    assert _entries(root) == ["CURRENT", "v2"]
+
+
+def test_server_remove_abandoned_removes_only_idle_building_collections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from retrieval import server_store
+
+    client = QdrantClient(":memory:")
+    backend = ServerBackend(client)
+    _build(backend, "v1", _chunks(5))
+    backend.switch("v1")
+    monkeypatch.setattr(server_store, "_HEARTBEAT_EVERY_S", 0.0)
+    writer = backend.create("v2", dim=DIM)
+    beat = client.get_collection("clearance_v2").config.metadata["clearance_heartbeat"]
+    time.sleep(0.01)
+    writer.upsert(_chunks(5, seed=2))
+    assert client.get_collection("clearance_v2").config.metadata["clearance_heartbeat"] > beat
+    # No heartbeat (built before them): its age cannot be told, so it is kept.
+    client.create_collection(
+        "clearance_v3",
+        vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE),
+        metadata={"clearance_state": "building", "clearance_version": "v3",
+                  "clearance_prefix": "clearance"},
+    )
+    # Another deployment's prefix on the same server is never ours to clean.
+    other = ServerBackend(client, prefix="other")
+    other.create("v9", dim=DIM).upsert(_chunks(2))
+    assert backend.remove_abandoned() == []  # the default: idle for over an hour
+    time.sleep(0.01)
+    assert backend.remove_abandoned(max_idle_s=0.0) == ["clearance_v2"]
+    assert backend.versions() == ["v1"]
+    assert backend.current() == "v1"
+    assert {c.name for c in client.get_collections().collections} == {
+        "clearance_v1", "clearance_v3", "other_v9"}
+    with pytest.raises(StoreError):
+        writer.seal()
     backend.close()

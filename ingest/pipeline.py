@@ -1,9 +1,19 @@
-"""Build a new index version from every declared source, then switch to it."""
+"""Build a new index version from every declared source, then switch to it.
+
+The build is incremental: a document whose content (sha256) is the same as in the current
+version reuses that version's chunks and vectors instead of being parsed and embedded again.
+Its payload takes the new index version, the file's ACL and modified time as they are now, and
+keeps `ingested_at` (when that content was ingested). A changed or new file is parsed and
+embedded; a deleted one is simply not in the new version. If the current version was built with
+another embedder (name or dimension), or cannot be read, every file is parsed and embedded.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -14,6 +24,7 @@ from ingest.settings import IngestSettings, SourceSettings
 from ingest.sources import SourceFile, content_hash, discover
 from ingest.tagging import chunk_payload, point_id
 from retrieval.embedder import Embedder
+from retrieval.errors import StoreError
 from retrieval.store import StoredChunk, VersionWriter
 from retrieval.versions import VersionCatalog, VersionInfo, new_version_id
 
@@ -21,6 +32,8 @@ log = logging.getLogger(__name__)
 
 # Chunks are embedded and written in batches across documents: one model call per batch.
 EMBED_BATCH = 64
+# Reused chunks already have their vectors: they are written in larger batches.
+WRITE_BATCH = 512
 
 Progress = Callable[[int, int], None]  # (files done, files total)
 
@@ -38,26 +51,41 @@ class IngestReport:
     """What one ingest run did."""
 
     version_id: str
-    documents: int = 0
-    chunks: int = 0
+    documents: int = 0  # documents in the new version, reused ones included
+    chunks: int = 0  # chunks in the new version, reused ones included
     errors: list[FileProblem] = field(default_factory=list)
     no_acl: list[FileProblem] = field(default_factory=list)
+    reused: int = 0  # documents whose chunks and vectors came from the previous version
+    embedded_chunks: int = 0  # chunks parsed and embedded in this run
+    seconds: float = 0.0  # wall time of the whole build
 
 
 class _BatchWriter:
-    """Collects tagged chunks and embeds and writes them EMBED_BATCH at a time."""
+    """Embeds new chunks EMBED_BATCH at a time; writes reused ones WRITE_BATCH at a time."""
 
     def __init__(self, writer: VersionWriter, embedder: Embedder) -> None:
         self._writer = writer
         self._embedder = embedder
         self._pending: list[tuple[str, dict[str, object]]] = []
+        self._ready: list[StoredChunk] = []
 
     def add(self, chunk_id: str, payload: dict[str, object]) -> None:
+        """A new chunk, to embed."""
         self._pending.append((chunk_id, payload))
         if len(self._pending) >= EMBED_BATCH:
-            self.flush()
+            self._embed_pending()
+
+    def add_ready(self, chunk: StoredChunk) -> None:
+        """A chunk that already has its vector."""
+        self._ready.append(chunk)
+        if len(self._ready) >= WRITE_BATCH:
+            self._write_ready()
 
     def flush(self) -> None:
+        self._embed_pending()
+        self._write_ready()
+
+    def _embed_pending(self) -> None:
         if not self._pending:
             return
         vectors = self._embedder.embed_documents([str(p["text"]) for _, p in self._pending])
@@ -69,9 +97,23 @@ class _BatchWriter:
         )
         self._pending.clear()
 
+    def _write_ready(self) -> None:
+        if self._ready:
+            self._writer.upsert(self._ready)
+            self._ready = []
+
+
+def _file_version(file: SourceFile) -> str:
+    """The file's content hash; ParseError if it cannot be read."""
+    try:
+        return content_hash(file.path)
+    except OSError as exc:
+        raise ParseError(f"{file.path.name}: cannot read file ({exc.strerror or exc})") from exc
+
 
 def _ingest_file(
     file: SourceFile,
+    version: str,
     batch: _BatchWriter,
     settings: IngestSettings,
     version_id: str,
@@ -87,7 +129,7 @@ def _ingest_file(
     )
     if not chunks:
         raise ParseError(f"{file.path.name}: no text to index")
-    version, ingested_at = content_hash(file.path), datetime.now(UTC)
+    ingested_at = datetime.now(UTC)
     title = doc.title or file.path.stem
     for chunk in chunks:
         payload = chunk_payload(
@@ -102,6 +144,95 @@ def _ingest_file(
     return len(chunks)
 
 
+def _reuse_file(
+    file: SourceFile, previous: list[StoredChunk], batch: _BatchWriter, version_id: str
+) -> int:
+    """Write the previous version's chunks of an unchanged file; returns the chunk count.
+
+    The vectors and text are kept; the payload gets the new index version and the ACL and
+    modified time the file has now (the ACL rules may have changed, the content did not).
+    """
+    if not file.acl:
+        raise ValueError(f"{file.doc_id}: refusing to write a chunk without an ACL")
+    acl = list(file.acl)
+    modified_at = file.modified_at.isoformat()
+    for chunk in previous:
+        payload = {
+            **chunk.payload,
+            "index_version": version_id,
+            "acl": acl,
+            "source_modified_at": modified_at,
+        }
+        batch.add_ready(StoredChunk(chunk.point_id, chunk.vector, payload))
+    return len(previous)
+
+
+def chunking_fingerprint(settings: IngestSettings, embedder: Embedder) -> str:
+    """How documents are cut into chunks: a version built otherwise cannot lend its chunks."""
+    return f"size={settings.chunk_size},overlap={settings.chunk_overlap},tokens={embedder.name}"
+
+
+def _previous_chunks(
+    catalog: VersionCatalog, embedder: Embedder, doc_ids: Collection[str], chunking: str
+) -> dict[str, list[StoredChunk]]:
+    """The current version's chunks of `doc_ids`, by document, in chunk order.
+
+    Empty when there is no current version, when it was built with another embedder, or when
+    it cannot be read (then every file is parsed and embedded again). The version is read once;
+    chunks of documents that are gone are dropped as they are read.
+    """
+    current = catalog.current()
+    if current is None:
+        return {}
+    info = catalog.get(current)
+    if info is None or info.embedder != embedder.name or info.dim != embedder.dim:
+        log.info(
+            "index version %s was built with another embedder (%s, %s dimensions): "
+            "every file is embedded again",
+            current, info.embedder if info else "unknown", info.dim if info else "unknown",
+        )
+        return {}
+    if info.chunking != chunking:
+        log.info("index version %s was chunked as %r, now %r: every file is embedded again",
+                 current, info.chunking, chunking)
+        return {}
+    by_doc: dict[str, list[StoredChunk]] = {}
+    try:
+        reader = catalog.backend.open(current)
+    except StoreError as exc:
+        log.warning("cannot open index version %s to reuse its chunks (%s): "
+                    "every file is embedded again", current, exc)
+        return {}
+    try:
+        for chunk in reader.iter_chunks():
+            doc_id = chunk.payload.get("doc_id")
+            if isinstance(doc_id, str) and doc_id in doc_ids:
+                by_doc.setdefault(doc_id, []).append(chunk)
+    except StoreError as exc:
+        log.warning("cannot read index version %s to reuse its chunks (%s): "
+                    "every file is embedded again", current, exc)
+        return {}
+    finally:
+        with contextlib.suppress(StoreError):
+            reader.close()
+    complete: dict[str, list[StoredChunk]] = {}
+    for doc_id, chunks in by_doc.items():
+        chunks.sort(key=_chunk_index)
+        # Reuse a document only whole: every chunk 0..n-1, one content version, one ACL.
+        if (
+            [_chunk_index(c) for c in chunks] == list(range(len(chunks)))
+            and len({c.payload.get("doc_version") for c in chunks}) == 1
+            and all(isinstance(c.payload.get("acl"), list) for c in chunks)
+        ):
+            complete[doc_id] = chunks
+    return complete
+
+
+def _chunk_index(chunk: StoredChunk) -> int:
+    index = chunk.payload.get("chunk_index")
+    return index if isinstance(index, int) else -1
+
+
 def build_index_version(
     sources: Sequence[SourceSettings],
     settings: IngestSettings,
@@ -109,15 +240,26 @@ def build_index_version(
     catalog: VersionCatalog,
     embedder: Embedder,
     progress: Progress | None = None,
+    reuse: bool = True,
 ) -> IngestReport:
     """Parse every source into a new sealed version and switch to it.
 
     A file without a matching ACL rule is not read at all; a file that fails to parse is
-    reported and the rest go on. If nothing could be ingested, the new version is discarded
-    and the current one stays.
+    reported and the rest go on. An unchanged file reuses the current version's chunks and
+    vectors (see the module docstring); `reuse=False` parses and embeds every file. If nothing
+    could be ingested, the new version is discarded and the current one stays.
     """
+    started = time.perf_counter()
     files = list(discover(sources))
     report = IngestReport(version_id=new_version_id())
+    chunking = chunking_fingerprint(settings, embedder)
+    previous = (
+        _previous_chunks(
+            catalog, embedder, {f.doc_id for f in files if f.acl is not None}, chunking
+        )
+        if reuse
+        else {}
+    )
     writer = catalog.backend.create(report.version_id, dim=embedder.dim)
     try:
         batch = _BatchWriter(writer, embedder)
@@ -125,10 +267,18 @@ def build_index_version(
             if file.acl is None:
                 report.no_acl.append(FileProblem(file.doc_id, "no ACL rule matches this file"))
             else:
+                old = previous.pop(file.doc_id, None)
                 try:
-                    report.chunks += _ingest_file(
-                        file, batch, settings, report.version_id, embedder
-                    )
+                    version = _file_version(file)
+                    if old is not None and old[0].payload.get("doc_version") == version:
+                        report.chunks += _reuse_file(file, old, batch, report.version_id)
+                        report.reused += 1
+                    else:
+                        count = _ingest_file(
+                            file, version, batch, settings, report.version_id, embedder
+                        )
+                        report.chunks += count
+                        report.embedded_chunks += count
                     report.documents += 1
                 except ParseError as exc:
                     report.errors.append(FileProblem(file.doc_id, str(exc)))
@@ -139,22 +289,30 @@ def build_index_version(
             raise IngestError(
                 "no document could be ingested; the current index version is unchanged"
             )
+        # The manifest goes first: a build killed after its seal is then still listed, and
+        # one killed before leaves only a manifest that the next prune removes.
+        catalog.record(
+            VersionInfo(
+                id=report.version_id,
+                created_at=datetime.now(UTC).isoformat(),
+                embedder=embedder.name,
+                dim=embedder.dim,
+                documents=report.documents,
+                chunks=report.chunks,
+                sources=[s.name for s in sources],
+                chunking=chunking,
+            )
+        )
         writer.seal()
     except BaseException:
         writer.abort()
+        catalog.forget(report.version_id)
         raise
-    catalog.record(
-        VersionInfo(
-            id=report.version_id,
-            created_at=datetime.now(UTC).isoformat(),
-            embedder=embedder.name,
-            dim=embedder.dim,
-            documents=report.documents,
-            chunks=report.chunks,
-            sources=[s.name for s in sources],
-        )
-    )
     catalog.switch(report.version_id)
-    log.info("index version %s: %d documents, %d chunks", report.version_id,
-             report.documents, report.chunks)
+    report.seconds = time.perf_counter() - started
+    log.info(
+        "index version %s: %d documents (%d reused), %d chunks (%d embedded) in %.1f s",
+        report.version_id, report.documents, report.reused, report.chunks,
+        report.embedded_chunks, report.seconds,
+    )
     return report

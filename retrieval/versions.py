@@ -25,6 +25,7 @@ class VersionInfo:
     chunks: int
     sources: list[str] = field(default_factory=list)
     job_id: str | None = None
+    chunking: str = ""  # how documents were cut; reuse across versions needs the same
 
 
 def new_version_id(now: datetime | None = None) -> str:
@@ -46,6 +47,10 @@ class VersionCatalog:
         tmp = self._dir / f".{info.id}.json.tmp"
         tmp.write_text(json.dumps(asdict(info), indent=2), encoding="utf-8")
         os.replace(tmp, self._dir / f"{info.id}.json")
+
+    def forget(self, version_id: str) -> None:
+        """Delete a manifest (of a build that was aborted)."""
+        (self._dir / f"{version_id}.json").unlink(missing_ok=True)
 
     def get(self, version_id: str) -> VersionInfo | None:
         try:
@@ -69,7 +74,12 @@ class VersionCatalog:
         doomed = [v for v in versions[: max(len(versions) - keep, 0)] if v != current]
         for version_id in doomed:
             self.backend.drop(version_id)
-            (self._dir / f"{version_id}.json").unlink(missing_ok=True)
+            self.forget(version_id)
+        # Manifests of builds killed between their manifest and their seal.
+        present = set(self.backend.versions())
+        for manifest in self._dir.glob("*.json"):
+            if manifest.stem not in present:
+                manifest.unlink(missing_ok=True)
         return doomed
 
     def switch(self, version_id: str) -> None:

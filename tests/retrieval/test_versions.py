@@ -1,4 +1,4 @@
-"""Version manifests: rollback order, unknown versions, and retention that spares the current one."""
+"""Version manifests: rollback order, unknown versions, retention that spares the current one."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ POINT = "6f1c2a52-3f0e-4c55-9d0a-2b8f6a1e9c41"
 
 def _build(catalog: VersionCatalog, version_id: str, created: str) -> None:
     writer = catalog.backend.create(version_id, dim=4)
-    writer.upsert([StoredChunk(POINT, [1.0, 0.0, 0.0, 0.0],
-                               {"acl": ["group:staff"], "doc_id": "d", "source": "s", "text": "t"})])
+    payload = {"acl": ["group:staff"], "doc_id": "d", "source": "s", "text": "t"}
+    writer.upsert([StoredChunk(POINT, [1.0, 0.0, 0.0, 0.0], payload)])
     writer.seal()
     catalog.record(VersionInfo(id=version_id, created_at=created, embedder="e", dim=4,
                                documents=1, chunks=1, sources=["s"]))

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest.errors import IngestError
+from retrieval.files import write_json_atomic
 
 FINAL_STATES = frozenset({"succeeded", "failed"})
 
@@ -63,10 +64,7 @@ class JobStore:
         self.directory = directory
 
     def save(self, job: Job) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.directory / f".{job.id}.tmp"
-        tmp.write_text(json.dumps(asdict(job), indent=2), encoding="utf-8")
-        os.replace(tmp, self.directory / f"{job.id}.json")
+        write_json_atomic(self.directory / f"{job.id}.json", asdict(job))
 
     def load(self, job_id: str) -> Job | None:
         if not job_id.startswith("job-") or "/" in job_id:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from retrieval.errors import StoreError
+from retrieval.files import write_json_atomic
 from retrieval.store import VectorBackend
 
 
@@ -42,11 +42,8 @@ class VersionCatalog:
         self.backend = backend
 
     def record(self, info: VersionInfo) -> None:
-        """Write the manifest of a sealed version (atomically: temp file, then rename)."""
-        self._dir.mkdir(parents=True, exist_ok=True)
-        tmp = self._dir / f".{info.id}.json.tmp"
-        tmp.write_text(json.dumps(asdict(info), indent=2), encoding="utf-8")
-        os.replace(tmp, self._dir / f"{info.id}.json")
+        """Write the manifest of a version, atomically and durably."""
+        write_json_atomic(self._dir / f"{info.id}.json", asdict(info))
 
     def forget(self, version_id: str) -> None:
         """Delete a manifest (of a build that was aborted)."""

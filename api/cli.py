@@ -17,7 +17,7 @@ Command = Callable[[argparse.Namespace, Settings], int]
 
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from api.services import open_catalog
+    from api.services import open_acl_overrides, open_catalog
     from ingest.jobs import build_lock
     from ingest.pipeline import build_index_version
     from retrieval.embedder import Embedder
@@ -36,9 +36,11 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with build_lock(settings.data_dir):
             catalog = open_catalog(settings)
+            _, overrides = open_acl_overrides(settings).current()
             report = build_index_version(
                 settings.sources, settings.ingest, catalog=catalog,
-                embedder=Embedder(), progress=progress,
+                embedder=Embedder(), progress=progress, only_source=args.source,
+                acl_overrides=overrides,
             )
             removed = catalog.prune(settings.ingest.keep_versions)
     finally:
@@ -48,8 +50,9 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
         print(f"skipped {problem.doc_id}: {problem.reason} (nobody may read it)")
     for problem in report.errors:
         print(f"error   {problem.doc_id}: {problem.reason}")
-    print(f"index version {report.version_id} is now current: {report.documents} documents, "
-          f"{report.chunks} chunks, {len(report.errors)} errors, {len(report.no_acl)} without ACL")
+    print(f"index version {report.version_id} is now current: {report.documents} documents "
+          f"({report.reused} reused), {report.chunks} chunks ({report.embedded_chunks} embedded), "
+          f"{len(report.errors)} errors, {len(report.no_acl)} without ACL")
     if removed:
         keep = settings.ingest.keep_versions
         print(f"removed old versions (keeping {keep}): {' '.join(removed)}")
@@ -111,6 +114,59 @@ def _index_rollback(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _acl_set(args: argparse.Namespace, settings: Settings) -> int:
+    from api.services import open_acl_overrides
+
+    _known_document(settings, args.doc_id)
+    open_acl_overrides(settings).set(args.doc_id, args.allow)
+    print(f"{args.doc_id}: readable by {' '.join(args.allow)} in every index version, from the "
+          "next query on")
+    return 0
+
+
+def _acl_clear(args: argparse.Namespace, settings: Settings) -> int:
+    from api.services import open_acl_overrides
+
+    if not open_acl_overrides(settings).clear(args.doc_id):
+        print(f"{args.doc_id} has no ACL override; nothing changed")
+        return 1
+    print(f"{args.doc_id}: the config's ACL rules apply again, from the next query on")
+    return 0
+
+
+def _acl_show(args: argparse.Namespace, settings: Settings) -> int:
+    from api.config_watch import ConfigRules
+    from api.services import open_acl_overrides, open_catalog
+    from retrieval.access import DocumentAccess
+
+    catalog = open_catalog(settings)
+    access = DocumentAccess(catalog, ConfigRules(settings), open_acl_overrides(settings))
+    found = False
+    for info in catalog.sealed():
+        entry = catalog.documents(info.id).get(args.doc_id)
+        if entry is None:
+            continue
+        found = True
+        now = access.acl_now(entry, args.doc_id)
+        print(f"{info.id}: built with {' '.join(entry.acl) or '(nobody)'}; "
+              f"served with {' '.join(now) or '(nobody)'}")
+    if not found:
+        print(f"{args.doc_id} is in no index version")
+        return 1
+    return 0
+
+
+def _known_document(settings: Settings, doc_id: str) -> None:
+    from api.services import open_catalog
+
+    catalog = open_catalog(settings)
+    if not any(doc_id in catalog.documents(info.id) for info in catalog.sealed()):
+        raise ValueError(
+            f"{doc_id} is in no index version; document ids are SOURCE:PATH, as "
+            "`clearance acl show` and search results print them"
+        )
+
+
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     from retrieval.audit import verify_audit_log
 
@@ -135,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    add("ingest", _ingest, "parse every source into a new index version and switch to it")
+    add("ingest", _ingest, "parse every source into a new index version and switch to it"
+        ).add_argument("--source", default=None, metavar="NAME",
+                       help="read only this source; carry the others over from the current version")
     serve = add("serve", _serve, "run the HTTP API")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
@@ -151,6 +209,17 @@ def build_parser() -> argparse.ArgumentParser:
     add("versions", _index_versions, "list index versions (* marks the current one)", index)
     add("rollback", _index_rollback, "switch to the previous or the named version",
         index).add_argument("--to", default=None, metavar="VERSION")
+
+    acl = sub.add_parser("acl", help="per-document ACLs, applied to every index version "
+                         "without re-indexing").add_subparsers(dest="acl_command", required=True)
+    acl_set = add("set", _acl_set, "make DOC_ID readable by exactly the given principals", acl)
+    acl_set.add_argument("doc_id", metavar="DOC_ID")
+    acl_set.add_argument("--allow", action="append", required=True, metavar="PRINCIPAL",
+                         help="user:NAME, group:NAME or role:NAME; repeat for several")
+    add("clear", _acl_clear, "drop DOC_ID's override: the config rules apply again",
+        acl).add_argument("doc_id", metavar="DOC_ID")
+    add("show", _acl_show, "DOC_ID's ACL in each index version, as built and as served",
+        acl).add_argument("doc_id", metavar="DOC_ID")
 
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(
         dest="audit_command", required=True)

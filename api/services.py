@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from api.config_watch import ConfigRules
 from api.keys import KeyStore
 from api.settings import Settings
 from ingest.jobs import JobRunner
 from policies.enforcer import PolicyEngine
+from retrieval.access import AclOverrides, DocumentAccess
 from retrieval.audit import AuditLog
 from retrieval.embedder import Embedder
 from retrieval.retriever import Retriever
@@ -32,6 +34,11 @@ def open_catalog(settings: Settings, backend: VectorBackend | None = None) -> Ve
     return VersionCatalog(settings.data_dir / "versions", backend or open_backend(settings))
 
 
+def open_acl_overrides(settings: Settings) -> AclOverrides:
+    """Per-document ACLs set with `clearance acl set`, shared by the server, CLI and builds."""
+    return AclOverrides(settings.data_dir / "document_acls.json")
+
+
 @dataclass
 class Services:
     """What the API needs per request, built once per app."""
@@ -41,6 +48,7 @@ class Services:
     policy: PolicyEngine
     keys: KeyStore
     catalog: VersionCatalog
+    access: DocumentAccess
     retriever: Retriever
     retrieval: RetrievalService
     jobs: JobRunner
@@ -53,13 +61,15 @@ class Services:
 def build_services(settings: Settings, embedder: Embedder | None = None) -> Services:
     embedder = embedder or Embedder()
     catalog = open_catalog(settings)
-    retriever = Retriever(catalog, embedder)
+    access = DocumentAccess(catalog, ConfigRules(settings), open_acl_overrides(settings))
+    retriever = Retriever(catalog, embedder, access)
     return Services(
         settings=settings,
         embedder=embedder,
         policy=PolicyEngine(settings.casbin_model, settings.casbin_policy),
         keys=KeyStore(settings.keys_file),
         catalog=catalog,
+        access=access,
         retriever=retriever,
         retrieval=RetrievalService(
             retriever, embedder, AuditLog(settings.audit_log), settings.retrieval

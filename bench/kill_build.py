@@ -53,6 +53,7 @@ if str(REPO) not in sys.path:  # run as a script: bench/ is sys.path[0], not the
     sys.path.insert(0, str(REPO))
 
 from retrieval.edge_store import EdgeBackend  # noqa: E402
+from retrieval.store import ReadFilter  # noqa: E402
 from retrieval.versions import VersionCatalog  # noqa: E402
 from tests.conftest import write_example_config  # noqa: E402
 
@@ -184,7 +185,7 @@ def snapshot(deployment: Deployment, version: str, queries: Sequence[list[float]
     try:
         results = tuple(
             tuple((h.point_id, h.score)
-                  for h in reader.search(q, principals=principals, limit=TOP_K))
+                  for h in reader.search(q, access=ReadFilter(frozenset(principals)), limit=TOP_K))
             for q in queries
             for principals in PRINCIPALS
         )

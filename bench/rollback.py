@@ -46,7 +46,7 @@ if str(REPO) not in sys.path:  # run as a script: bench/ is sys.path[0], not the
 from qdrant_edge import EdgeShard  # noqa: E402
 
 from retrieval.edge_store import EdgeBackend  # noqa: E402
-from retrieval.store import StoredChunk  # noqa: E402
+from retrieval.store import ReadFilter, StoredChunk  # noqa: E402
 from retrieval.versions import VersionCatalog, VersionInfo  # noqa: E402
 
 DIM = 384
@@ -121,7 +121,7 @@ def bench_size(root: Path, n: int, rollbacks: int, seed: int) -> dict[str, objec
 
     readers = {v: backend.open(v) for v in (a, b)}
     for reader in readers.values():  # first searches of each reader happen before timing
-        reader.search(query, principals=principals, limit=10)
+        reader.search(query, access=ReadFilter(frozenset(principals)), limit=10)
     rollback_s, switch_s, warm_s, cold_open_s, cold_search_s = [], [], [], [], []
     try:
         for i in range(rollbacks):
@@ -138,14 +138,15 @@ def bench_size(root: Path, n: int, rollbacks: int, seed: int) -> dict[str, objec
             started = time.perf_counter()
             current = catalog.current()
             assert current == target
-            hits = readers[current].search(query, principals=principals, limit=10)
+            hits = readers[current].search(query,
+                access=ReadFilter(frozenset(principals)), limit=10)
             warm_s.append(time.perf_counter() - started)
             assert len(hits) == 10 and all(principals & set(h.payload["acl"]) for h in hits)
 
             started = time.perf_counter()
             reader = backend.open(catalog.current() or "")
             opened = time.perf_counter()
-            cold_hits = reader.search(query, principals=principals, limit=10)
+            cold_hits = reader.search(query, access=ReadFilter(frozenset(principals)), limit=10)
             searched = time.perf_counter()
             reader.close()
             cold_open_s.append(opened - started)

@@ -6,6 +6,14 @@ Its payload takes the new index version, the file's ACL and modified time as the
 keeps `ingested_at` (when that content was ingested). A changed or new file is parsed and
 embedded; a deleted one is simply not in the new version. If the current version was built with
 another embedder (name or dimension), or cannot be read, every file is parsed and embedded.
+
+A build of one source (`only_source`) reads only that source's files; the other sources'
+documents are carried over from the current version as they are (chunks, vectors, modified
+time), with the ACL they have now. Without a usable current version it reads every source.
+
+A document's ACL is its override (`clearance acl set`) if it has one, else its source's first
+matching rule. Each version records its document table (doc id → source, uri, ACL) beside its
+manifest: retrieval/access.py compares it with today's ACLs when the version is served.
 """
 
 from __future__ import annotations
@@ -13,20 +21,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from ingest.chunker import chunk_document
 from ingest.errors import IngestError, ParseError
 from ingest.parser import parse_document
 from ingest.settings import IngestSettings, SourceSettings
-from ingest.sources import SourceFile, content_hash, discover
+from ingest.sources import SourceFile, acl_for, content_hash, discover
 from ingest.tagging import chunk_payload, point_id
 from retrieval.embedder import Embedder
 from retrieval.errors import StoreError
 from retrieval.store import StoredChunk, VersionWriter
-from retrieval.versions import VersionCatalog, VersionInfo, new_version_id
+from retrieval.versions import DocumentEntry, VersionCatalog, VersionInfo, new_version_id
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +64,7 @@ class IngestReport:
     errors: list[FileProblem] = field(default_factory=list)
     no_acl: list[FileProblem] = field(default_factory=list)
     reused: int = 0  # documents whose chunks and vectors came from the previous version
+    carried: int = 0  # of those, documents of other sources in a one-source build
     embedded_chunks: int = 0  # chunks parsed and embedded in this run
     seconds: float = 0.0  # wall time of the whole build
 
@@ -144,25 +153,26 @@ def _ingest_file(
     return len(chunks)
 
 
-def _reuse_file(
-    file: SourceFile, previous: list[StoredChunk], batch: _BatchWriter, version_id: str
+def _reuse_chunks(
+    previous: list[StoredChunk],
+    batch: _BatchWriter,
+    version_id: str,
+    acl: Sequence[str],
+    modified_at: str | None,
 ) -> int:
-    """Write the previous version's chunks of an unchanged file; returns the chunk count.
+    """Write the previous version's chunks of an unchanged document; returns the chunk count.
 
-    The vectors and text are kept; the payload gets the new index version and the ACL and
-    modified time the file has now (the ACL rules may have changed, the content did not).
+    The vectors and text are kept; the payload gets the new index version, the document's ACL
+    now (the rules may have changed, the content did not) and, when the file was read, its
+    modified time now.
     """
-    if not file.acl:
-        raise ValueError(f"{file.doc_id}: refusing to write a chunk without an ACL")
-    acl = list(file.acl)
-    modified_at = file.modified_at.isoformat()
+    if not acl:
+        raise ValueError(f"{previous[0].payload.get('doc_id')}: refusing to write a chunk "
+                         "without an ACL")
     for chunk in previous:
-        payload = {
-            **chunk.payload,
-            "index_version": version_id,
-            "acl": acl,
-            "source_modified_at": modified_at,
-        }
+        payload = {**chunk.payload, "index_version": version_id, "acl": list(acl)}
+        if modified_at is not None:
+            payload["source_modified_at"] = modified_at
         batch.add_ready(StoredChunk(chunk.point_id, chunk.vector, payload))
     return len(previous)
 
@@ -173,9 +183,9 @@ def chunking_fingerprint(settings: IngestSettings, embedder: Embedder) -> str:
 
 
 def _previous_chunks(
-    catalog: VersionCatalog, embedder: Embedder, doc_ids: Collection[str], chunking: str
+    catalog: VersionCatalog, embedder: Embedder, wanted: Callable[[str], bool], chunking: str
 ) -> dict[str, list[StoredChunk]]:
-    """The current version's chunks of `doc_ids`, by document, in chunk order.
+    """The current version's chunks of the documents `wanted` accepts, by document, in order.
 
     Empty when there is no current version, when it was built with another embedder, or when
     it cannot be read (then every file is parsed and embedded again). The version is read once;
@@ -206,7 +216,7 @@ def _previous_chunks(
     try:
         for chunk in reader.iter_chunks():
             doc_id = chunk.payload.get("doc_id")
-            if isinstance(doc_id, str) and doc_id in doc_ids:
+            if isinstance(doc_id, str) and wanted(doc_id):
                 by_doc.setdefault(doc_id, []).append(chunk)
     except StoreError as exc:
         log.warning("cannot read index version %s to reuse its chunks (%s): "
@@ -241,25 +251,44 @@ def build_index_version(
     embedder: Embedder,
     progress: Progress | None = None,
     reuse: bool = True,
+    only_source: str | None = None,
+    acl_overrides: Mapping[str, tuple[str, ...]] | None = None,
 ) -> IngestReport:
-    """Parse every source into a new sealed version and switch to it.
+    """Parse the sources into a new sealed version and switch to it.
 
-    A file without a matching ACL rule is not read at all; a file that fails to parse is
-    reported and the rest go on. An unchanged file reuses the current version's chunks and
-    vectors (see the module docstring); `reuse=False` parses and embeds every file. If nothing
-    could be ingested, the new version is discarded and the current one stays.
+    A file without an ACL (no override, no matching rule) is not read at all; a file that fails
+    to parse is reported and the rest go on. An unchanged file reuses the current version's
+    chunks and vectors (see the module docstring); `reuse=False` parses and embeds every file.
+    `only_source` reads that source alone and carries the others over. If nothing could be
+    ingested, the new version is discarded and the current one stays.
     """
     started = time.perf_counter()
-    files = list(discover(sources))
+    by_name = {s.name: s for s in sources}
+    if only_source is not None and only_source not in by_name:
+        raise IngestError(
+            f"unknown source {only_source!r}: declared sources are {', '.join(by_name) or 'none'}"
+        )
+    overrides = acl_overrides or {}
     report = IngestReport(version_id=new_version_id())
     chunking = chunking_fingerprint(settings, embedder)
-    previous = (
-        _previous_chunks(
-            catalog, embedder, {f.doc_id for f in files if f.acl is not None}, chunking
-        )
-        if reuse
-        else {}
-    )
+    read = [by_name[only_source]] if only_source is not None else list(sources)
+    files = [_with_override(f, overrides) for f in discover(read)]
+    file_ids = {f.doc_id for f in files if f.acl is not None}
+
+    def wanted(doc_id: str) -> bool:
+        source = doc_id.split(":", 1)[0]
+        if only_source is not None and source != only_source:
+            return source in by_name  # carried over, unless its source is no longer declared
+        return doc_id in file_ids
+
+    previous = _previous_chunks(catalog, embedder, wanted, chunking) if reuse else {}
+    if only_source is not None and not previous and catalog.current() is not None:
+        log.info("nothing to carry over from the current version: reading every source")
+        files = [_with_override(f, overrides) for f in discover(sources)]
+        file_ids = {f.doc_id for f in files if f.acl is not None}
+        only_source = None
+        previous = _previous_chunks(catalog, embedder, file_ids.__contains__, chunking)
+    documents: dict[str, DocumentEntry] = {}
     writer = catalog.backend.create(report.version_id, dim=embedder.dim)
     try:
         batch = _BatchWriter(writer, embedder)
@@ -271,7 +300,10 @@ def build_index_version(
                 try:
                     version = _file_version(file)
                     if old is not None and old[0].payload.get("doc_version") == version:
-                        report.chunks += _reuse_file(file, old, batch, report.version_id)
+                        report.chunks += _reuse_chunks(
+                            old, batch, report.version_id, file.acl,
+                            file.modified_at.isoformat(),
+                        )
                         report.reused += 1
                     else:
                         count = _ingest_file(
@@ -280,10 +312,23 @@ def build_index_version(
                         report.chunks += count
                         report.embedded_chunks += count
                     report.documents += 1
+                    documents[file.doc_id] = DocumentEntry(file.source, file.uri, file.acl)
                 except ParseError as exc:
                     report.errors.append(FileProblem(file.doc_id, str(exc)))
             if progress:
                 progress(done, len(files))
+        if only_source is not None:
+            # What is left of `previous` are the other sources' documents: carried over.
+            for doc_id, chunks in sorted(previous.items()):
+                entry = _carried_entry(doc_id, chunks[0], by_name, overrides)
+                if not entry.acl:
+                    report.no_acl.append(FileProblem(doc_id, "no ACL rule matches this file"))
+                    continue
+                report.chunks += _reuse_chunks(chunks, batch, report.version_id, entry.acl, None)
+                report.documents += 1
+                report.reused += 1
+                report.carried += 1
+                documents[doc_id] = entry
         batch.flush()
         if report.documents == 0:
             raise IngestError(
@@ -291,6 +336,7 @@ def build_index_version(
             )
         # The manifest goes first: a build killed after its seal is then still listed, and
         # one killed before leaves only a manifest that the next prune removes.
+        catalog.record_documents(report.version_id, documents)
         catalog.record(
             VersionInfo(
                 id=report.version_id,
@@ -299,7 +345,7 @@ def build_index_version(
                 dim=embedder.dim,
                 documents=report.documents,
                 chunks=report.chunks,
-                sources=[s.name for s in sources],
+                sources=sorted({e.source for e in documents.values()}),
                 chunking=chunking,
             )
         )
@@ -316,3 +362,20 @@ def build_index_version(
         report.embedded_chunks, report.seconds,
     )
     return report
+
+
+def _with_override(file: SourceFile, overrides: Mapping[str, tuple[str, ...]]) -> SourceFile:
+    override = overrides.get(file.doc_id)
+    return file if override is None else replace(file, acl=override)
+
+
+def _carried_entry(
+    doc_id: str,
+    chunk: StoredChunk,
+    by_name: Mapping[str, SourceSettings],
+    overrides: Mapping[str, tuple[str, ...]],
+) -> DocumentEntry:
+    """The table entry of a document carried over from the current version, with its ACL now."""
+    source, uri = str(chunk.payload.get("source")), str(chunk.payload.get("uri"))
+    acl = overrides.get(doc_id) or acl_for(by_name[source].acl, uri) or ()
+    return DocumentEntry(source, uri, acl)

@@ -66,7 +66,7 @@ from qdrant_edge import (
 )
 
 from retrieval.errors import StoreError
-from retrieval.store import INDEXED_FIELDS, Hit, StoredChunk
+from retrieval.store import INDEXED_FIELDS, Hit, ReadFilter, StoredChunk
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +146,23 @@ def _release(fd: int, path: Path) -> None:
         os.close(fd)
 
 
-def _acl_filter(principals: Collection[str]) -> Filter:
-    return Filter(must=[FieldCondition(key="acl", match=MatchAny(any=sorted(principals)))])
+def _any(key: str, values: Collection[str]) -> FieldCondition:
+    return FieldCondition(key=key, match=MatchAny(any=sorted(values)))
+
+
+def _read_filter(access: ReadFilter) -> Filter:
+    """The engine's filter for `access` (see ReadFilter); never one that matches everything."""
+    stale: list[Any] = [_any("doc_id", access.acl_changed)] if access.acl_changed else []
+    by_acl = Filter(must=[_any("acl", access.principals)], must_not=stale or None)
+    allowed: list[Any] = [by_acl] if access.principals else []
+    if access.include_docs:
+        allowed.append(_any("doc_id", access.include_docs))
+    must_not: list[Any] = []
+    if access.exclude_docs:
+        must_not.append(_any("doc_id", access.exclude_docs))
+    if access.exclude_sources:
+        must_not.append(_any("source", access.exclude_sources))
+    return Filter(must=[Filter(should=allowed)], must_not=must_not or None)
 
 
 class EdgeWriter:
@@ -256,15 +271,17 @@ class EdgeReader:
             except Exception as exc:
                 raise StoreError(f"{what} on version {self._version_id!r} failed: {exc}") from exc
 
-    def search(
-        self, vector: Sequence[float], *, principals: Collection[str], limit: int
-    ) -> list[Hit]:
-        if not principals:
+    def search(self, vector: Sequence[float], *, access: ReadFilter, limit: int) -> list[Hit]:
+        if access.matches_nothing:
             return []
+        try:
+            query_filter = _read_filter(access)
+        except Exception as exc:  # a filter that cannot be built fails the search
+            raise StoreError(f"cannot build the permission filter: {exc}") from exc
         request = QueryRequest(
             limit=limit,
             query=Query.Nearest([float(x) for x in vector]),
-            filter=_acl_filter(principals),
+            filter=query_filter,
             with_payload=True,
         )
         points = self._call("search", EdgeShard.query, request)

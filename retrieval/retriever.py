@@ -6,6 +6,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
+from retrieval.access import DocumentAccess
 from retrieval.embedder import Embedder
 from retrieval.errors import NoIndexError, StoreError
 from retrieval.scope import Scope
@@ -29,11 +30,15 @@ class Retriever:
 
     The current pointer is read on every call, so a switch made by another process (ingest,
     rollback) is served from the next request on, and each response comes from one version.
+    Document ACLs changed since that version was built apply (retrieval/access.py), both in the
+    search filter and in the re-check of every hit.
     """
 
-    def __init__(self, catalog: VersionCatalog, embedder: Embedder) -> None:
+    def __init__(self, catalog: VersionCatalog, embedder: Embedder, access: DocumentAccess
+                 ) -> None:
         self._catalog = catalog
         self._embedder = embedder
+        self._access = access
         self._readers: dict[str, VersionReader] = {}
         self._lock = threading.Lock()
 
@@ -59,9 +64,10 @@ class Retriever:
         if version is None:
             raise NoIndexError("no index version has been built yet: run `clearance ingest`")
         reader = self._reader(version)
+        access = self._access.for_version(version)
         vector = self._embedder.embed_query(query)
-        hits = reader.search(vector.tolist(), principals=scope.principals, limit=top_k)
-        kept = [h for h in hits if scope.can_read(h.payload.get("acl"))]
+        hits = reader.search(vector.tolist(), access=access.read_filter(scope), limit=top_k)
+        kept = [h for h in hits if scope.can_read(access.acl_now(h.payload))]
         dropped = len(hits) - len(kept)
         if dropped:
             # The store filter let through a chunk the caller may not read: never expected.

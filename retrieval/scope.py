@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -14,7 +13,7 @@ class Scope:
     principals: frozenset[str]
     policy_version: str
 
-    def can_read(self, acl: Iterable[str] | None) -> bool:
+    def can_read(self, acl: object) -> bool:
         """True only if the ACL is a non-empty list sharing a principal with the caller.
 
         A missing, empty or malformed ACL reads as nobody's (fail closed).

@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 from qdrant_client import QdrantClient, models
 
 from retrieval.errors import StoreError
-from retrieval.store import INDEXED_FIELDS, Hit, StoredChunk
+from retrieval.store import INDEXED_FIELDS, Hit, ReadFilter, StoredChunk
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,25 @@ def _wrap(what: str, fn: Callable[[], T]) -> T:
         raise StoreError(f"{what} failed: {exc}") from exc
 
 
-def _acl_filter(principals: Collection[str]) -> models.Filter:
-    return models.Filter(
-        must=[models.FieldCondition(key="acl", match=models.MatchAny(any=sorted(principals)))]
+def _any(key: str, values: Collection[str]) -> models.FieldCondition:
+    return models.FieldCondition(key=key, match=models.MatchAny(any=sorted(values)))
+
+
+def _read_filter(access: ReadFilter) -> models.Filter:
+    """The server's filter for `access` (see ReadFilter); never one that matches everything."""
+    by_acl = models.Filter(
+        must=[_any("acl", access.principals)],
+        must_not=[_any("doc_id", access.acl_changed)] if access.acl_changed else None,
     )
+    allowed: list[models.Condition] = [by_acl] if access.principals else []
+    if access.include_docs:
+        allowed.append(_any("doc_id", access.include_docs))
+    must_not: list[models.Condition] = []
+    if access.exclude_docs:
+        must_not.append(_any("doc_id", access.exclude_docs))
+    if access.exclude_sources:
+        must_not.append(_any("source", access.exclude_sources))
+    return models.Filter(must=[models.Filter(should=allowed)], must_not=must_not or None)
 
 
 class ServerWriter:
@@ -176,18 +191,20 @@ class ServerReader:
                 raise StoreError(f"version {self._version_id!r} is closed")
             return _wrap(f"{what} on version {self._version_id!r}", fn)
 
-    def search(
-        self, vector: Sequence[float], *, principals: Collection[str], limit: int
-    ) -> list[Hit]:
-        if not principals:
+    def search(self, vector: Sequence[float], *, access: ReadFilter, limit: int) -> list[Hit]:
+        if access.matches_nothing:
             return []
+        try:
+            query_filter = _read_filter(access)
+        except Exception as exc:  # a filter that cannot be built fails the search
+            raise StoreError(f"cannot build the permission filter: {exc}") from exc
         query = [float(x) for x in vector]
         response = self._call(
             "search",
             lambda: self._client.query_points(
                 self._collection,
                 query=query,
-                query_filter=_acl_filter(principals),
+                query_filter=query_filter,
                 limit=limit,
                 with_payload=True,
             ),

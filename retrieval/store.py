@@ -6,18 +6,41 @@ Two backends implement it and pass the same contract tests (tests/retrieval/test
   (`:memory:` in tests).
 
 A version is written once (`create` → `upsert` … → `seal`) and never changed after `seal`.
-Searching always takes the caller's principals as a required keyword argument: there is no
-unfiltered search path.
+Searching always takes a `ReadFilter` as a required keyword argument: there is no unfiltered
+search path. Access that changed after a version was built (a document's ACL, a quarantine) is
+part of that filter (see retrieval/access.py), so it applies to old versions too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 # Payload fields that carry a keyword index, created before the first write.
 INDEXED_FIELDS = ("acl", "doc_id", "source")
+
+
+@dataclass(frozen=True)
+class ReadFilter:
+    """Which chunks one caller may get, applied inside the vector search.
+
+    A chunk matches when its source is not in `exclude_sources`, its document is not in
+    `exclude_docs`, and either its `acl` shares a principal with `principals` and its document
+    is not in `acl_changed`, or its document is in `include_docs`. `acl_changed` holds the
+    documents whose ACL changed after the version was built (their stored `acl` is stale);
+    `include_docs` those of them that the caller may read under their ACL now.
+    """
+
+    principals: frozenset[str]
+    acl_changed: frozenset[str] = frozenset()
+    include_docs: frozenset[str] = frozenset()
+    exclude_docs: frozenset[str] = frozenset()
+    exclude_sources: frozenset[str] = frozenset()
+
+    @property
+    def matches_nothing(self) -> bool:
+        return not self.principals and not (self.include_docs - self.exclude_docs)
 
 
 @dataclass(frozen=True)
@@ -57,12 +80,10 @@ class VersionWriter(Protocol):
 class VersionReader(Protocol):
     """A sealed version opened for search."""
 
-    def search(
-        self, vector: Sequence[float], *, principals: Collection[str], limit: int
-    ) -> list[Hit]:
-        """Nearest chunks whose `acl` shares at least one principal with `principals`.
+    def search(self, vector: Sequence[float], *, access: ReadFilter, limit: int) -> list[Hit]:
+        """Nearest chunks that `access` lets through (see ReadFilter).
 
-        An empty `principals` returns no hits (never an unfiltered search).
+        A filter that matches nothing returns no hits (never an unfiltered search).
         """
 
     def count(self) -> int: ...

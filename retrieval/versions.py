@@ -12,6 +12,8 @@ from retrieval.errors import StoreError
 from retrieval.files import write_json_atomic
 from retrieval.store import VectorBackend
 
+_DOCS = ".docs.json"  # beside <id>.json: the version's document table
+
 
 @dataclass(frozen=True)
 class VersionInfo:
@@ -26,6 +28,15 @@ class VersionInfo:
     sources: list[str] = field(default_factory=list)
     job_id: str | None = None
     chunking: str = ""  # how documents were cut; reuse across versions needs the same
+
+
+@dataclass(frozen=True)
+class DocumentEntry:
+    """One document of a version: where it came from and the ACL its chunks were written with."""
+
+    source: str
+    uri: str
+    acl: tuple[str, ...]
 
 
 def new_version_id(now: datetime | None = None) -> str:
@@ -45,9 +56,56 @@ class VersionCatalog:
         """Write the manifest of a version, atomically and durably."""
         write_json_atomic(self._dir / f"{info.id}.json", asdict(info))
 
+    def record_documents(self, version_id: str, documents: dict[str, DocumentEntry]) -> None:
+        """Write the document table of a version (before it is sealed): doc id → entry."""
+        table = {
+            doc_id: {"source": e.source, "uri": e.uri, "acl": list(e.acl)}
+            for doc_id, e in sorted(documents.items())
+        }
+        write_json_atomic(self._dir / f"{version_id}{_DOCS}", table)
+
+    def documents(self, version_id: str) -> dict[str, DocumentEntry]:
+        """The document table of a version: doc id → source, uri and the ACL it was built with.
+
+        Versions built before tables were written get theirs from their chunks (once; then it
+        is saved). StoreError if neither can be read.
+        """
+        path = self._dir / f"{version_id}{_DOCS}"
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            table = self._documents_from_chunks(version_id)
+            self.record_documents(version_id, table)
+            return table
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot read the document table {path}: {exc}") from exc
+        return {
+            doc_id: DocumentEntry(e["source"], e["uri"], tuple(e["acl"]))
+            for doc_id, e in raw.items()
+        }
+
+    def _documents_from_chunks(self, version_id: str) -> dict[str, DocumentEntry]:
+        reader = self.backend.open(version_id)
+        try:
+            table: dict[str, DocumentEntry] = {}
+            for chunk in reader.iter_chunks():
+                p = chunk.payload
+                acl = p.get("acl")
+                table.setdefault(
+                    str(p.get("doc_id")),
+                    DocumentEntry(
+                        str(p.get("source")), str(p.get("uri")),
+                        tuple(acl) if isinstance(acl, list) else (),
+                    ),
+                )
+            return table
+        finally:
+            reader.close()
+
     def forget(self, version_id: str) -> None:
-        """Delete a manifest (of a build that was aborted)."""
+        """Delete a manifest and document table (of a build that was aborted)."""
         (self._dir / f"{version_id}.json").unlink(missing_ok=True)
+        (self._dir / f"{version_id}{_DOCS}").unlink(missing_ok=True)
 
     def get(self, version_id: str) -> VersionInfo | None:
         try:
@@ -75,7 +133,7 @@ class VersionCatalog:
         # Manifests of builds killed between their manifest and their seal.
         present = set(self.backend.versions())
         for manifest in self._dir.glob("*.json"):
-            if manifest.stem not in present:
+            if manifest.name.removesuffix(_DOCS).removesuffix(".json") not in present:
                 manifest.unlink(missing_ok=True)
         return doomed
 

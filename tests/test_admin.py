@@ -114,3 +114,18 @@ def test_reindex_while_serving_then_rollback(admin_deployment: Deployment):
         assert missing.status_code == 404
         assert admin.get("/v1/admin/jobs/job-unknown").status_code == 404
         assert admin.post("/v1/admin/sources/nope/reindex").status_code == 404
+
+
+def test_a_source_reindex_reads_only_that_source(admin_deployment: Deployment):
+    handbook = admin_deployment.root / "docs" / "handbook"
+    files = [p for p in handbook.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    with admin_deployment.client("root") as admin:
+        started = admin.post("/v1/admin/sources/handbook/reindex")
+        assert started.status_code == 202, started.text
+        job = wait_for_job(admin, started.json()["job_id"])
+        assert job["state"] == "succeeded", job
+        assert job["source"] == "handbook"
+        assert job["documents_done"] == job["documents_total"] == len(files) == 4
+        listed = {v["id"]: v for v in admin.get("/v1/admin/index/versions").json()["versions"]}
+    # The other sources were carried over: the new version still holds every document.
+    assert listed[job["version_id"]]["documents"] == admin_deployment.first_report.documents

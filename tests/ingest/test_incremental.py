@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ingest.errors import IngestError
 from ingest.pipeline import IngestReport, build_index_version
 from ingest.settings import AclRule, IngestSettings, SourceSettings
 from retrieval.edge_store import EdgeBackend
 from retrieval.embedder import Embedder
-from retrieval.store import StoredChunk
+from retrieval.store import ReadFilter, StoredChunk
 from retrieval.versions import VersionCatalog
 
 DOCS = {
@@ -79,7 +80,7 @@ def _search(tmp_path: Path, version_id: str, embedder: Embedder, query: str) -> 
     reader = EdgeBackend(tmp_path / "index").open(version_id)
     try:
         hits = reader.search(embedder.embed_query(query).tolist(),
-                             principals={"group:staff"}, limit=1)
+                             access=ReadFilter(frozenset({"group:staff"})), limit=1)
     finally:
         reader.close()
     return [str(h.payload["text"]) for h in hits]
@@ -174,9 +175,9 @@ def test_acl_change_rewrites_the_acl_without_embedding(
     try:
         vector = next(iter(new.values())).vector
         staff = {h.payload["doc_id"] for h in
-                 reader.search(vector, principals={"group:staff"}, limit=10)}
+                 reader.search(vector, access=ReadFilter(frozenset({"group:staff"})), limit=10)}
         erin = {h.payload["doc_id"] for h in
-                reader.search(vector, principals={"user:erin"}, limit=10)}
+                reader.search(vector, access=ReadFilter(frozenset({"user:erin"})), limit=10)}
     finally:
         reader.close()
     assert "ops:kitchen.md" not in staff and len(staff) == 3
@@ -221,3 +222,43 @@ def test_other_chunking_settings_mean_a_full_build(tmp_path: Path, counting: Cou
     assert second.embedded_chunks == counting.embedded > 0
     info = catalog.get(second.version_id)
     assert info is not None and info.chunking.startswith("size=64,overlap=8")
+
+
+def test_a_one_source_build_reads_only_that_source_and_carries_the_others(
+    tmp_path: Path, counting: CountingEmbedder
+):
+    ops = _source(_write_docs(tmp_path / "ops"))
+    legal_root = tmp_path / "legal"
+    legal_root.mkdir()
+    (legal_root / "nda.md").write_text("# NDA\n\nMutual NDAs are signed by the general counsel.\n")
+    legal = SourceSettings(name="legal", path=legal_root, owner="counsel",
+                           acl=[AclRule(glob="*", allow=["group:legal"])])
+    catalog = VersionCatalog(tmp_path / "versions", EdgeBackend(tmp_path / "index"))
+
+    def build(only: str | None) -> IngestReport:
+        return build_index_version([ops, legal], IngestSettings(), catalog=catalog,
+                                   embedder=counting, only_source=only)  # type: ignore[arg-type]
+
+    first = build(None)
+    # Both sources change; only ops is re-indexed.
+    (ops.path / "badges.md").write_text(f"# Badges\n\n{NEW_TEXT}\n")
+    (legal_root / "nda.md").write_text("# NDA\n\nNDAs now need two signatures.\n")
+    (ops.path / "kitchen.md").unlink()
+    before = counting.embedded
+    second = build("ops")
+
+    assert counting.embedded - before == second.embedded_chunks == 1  # badges.md only
+    assert second.documents == 4 and second.carried == 1  # 3 ops files + legal's nda.md
+    texts = {c.payload["doc_id"]: c.payload["text"] for c in _chunks(tmp_path, second.version_id)
+             .values()}
+    assert "ops:kitchen.md" not in texts
+    assert NEW_TEXT in texts["ops:badges.md"]
+    assert "general counsel" in texts["legal:nda.md"]  # carried as it was: not re-read
+    documents = catalog.documents(second.version_id)
+    assert documents["legal:nda.md"].acl == ("group:legal",)
+    assert set(documents) == set(texts)
+    assert catalog.get(second.version_id).sources == ["legal", "ops"]  # type: ignore[union-attr]
+    assert first.version_id != second.version_id
+
+    with pytest.raises(IngestError, match="unknown source 'nope'"):
+        build("nope")

@@ -22,7 +22,7 @@ from qdrant_edge import EdgeShard
 from retrieval.edge_store import EdgeBackend
 from retrieval.errors import StoreError
 from retrieval.server_store import ServerBackend
-from retrieval.store import INDEXED_FIELDS, StoredChunk, VectorBackend
+from retrieval.store import INDEXED_FIELDS, ReadFilter, StoredChunk, VectorBackend
 
 DIM = 16
 GROUPS = [f"group:{i}" for i in range(12)]
@@ -84,7 +84,8 @@ def test_round_trip(backend: VectorBackend) -> None:
     try:
         assert reader.count() == 20
         target = next(c for c in chunks if c.payload["acl"])
-        hits = reader.search(target.vector, principals={target.payload["acl"][0]}, limit=3)
+        hits = reader.search(target.vector,
+            access=ReadFilter(frozenset({target.payload["acl"][0]})), limit=3)
         assert hits[0].point_id == target.point_id
         assert hits[0].score == pytest.approx(1.0, abs=1e-5)
         assert hits[0].payload == target.payload
@@ -116,7 +117,7 @@ def test_filtered_search_is_exact_among_permitted(
     queries = _unit(np.random.default_rng(11), 5)
     try:
         for query in queries:
-            hits = reader.search(query.tolist(), principals=principals, limit=10)
+            hits = reader.search(query.tolist(), access=ReadFilter(frozenset(principals)), limit=10)
             assert {h.point_id for h in hits} <= oracle
             for hit in hits:
                 assert principals & set(hit.payload["acl"])
@@ -124,7 +125,8 @@ def test_filtered_search_is_exact_among_permitted(
             # Complete recall: the filtered top-k is the exact top-k of the permitted points.
             assert [h.point_id for h in hits] == _exact_top_k(chunks, query, principals, 10)
         # A limit above the permitted count returns exactly the permitted set.
-        everything = reader.search(queries[0].tolist(), principals=principals, limit=400)
+        everything = reader.search(queries[0].tolist(),
+            access=ReadFilter(frozenset(principals)), limit=400)
         assert {h.point_id for h in everything} == oracle
     finally:
         reader.close()
@@ -135,8 +137,8 @@ def test_empty_principals_return_nothing(backend: VectorBackend) -> None:
     _build(backend, "v1", chunks)
     reader = backend.open("v1")
     try:
-        assert reader.search(chunks[0].vector, principals=set(), limit=10) == []
-        assert reader.search(chunks[0].vector, principals=[], limit=10) == []
+        assert reader.search(chunks[0].vector, access=ReadFilter(frozenset(set())), limit=10) == []
+        assert reader.search(chunks[0].vector, access=ReadFilter(frozenset([])), limit=10) == []
     finally:
         reader.close()
 
@@ -148,11 +150,58 @@ def test_chunk_with_empty_acl_is_never_returned(backend: VectorBackend) -> None:
     reader = backend.open("v1")
     everyone = {*GROUPS, *USERS, ""}
     try:
-        hits = reader.search(secret.vector, principals=everyone, limit=50)
+        hits = reader.search(secret.vector, access=ReadFilter(frozenset(everyone)), limit=50)
         assert secret.point_id not in {h.point_id for h in hits}
         assert len(hits) == sum(1 for c in chunks if c.payload["acl"])
     finally:
         reader.close()
+
+
+def _oracle(chunks: Sequence[StoredChunk], access: ReadFilter) -> set[str]:
+    """The points `access` admits, computed from its documented meaning, not from a store."""
+    admitted = set()
+    for c in chunks:
+        doc, source = c.payload["doc_id"], c.payload["source"]
+        if doc in access.exclude_docs or source in access.exclude_sources:
+            continue
+        by_acl = bool(access.principals & set(c.payload["acl"])) and doc not in access.acl_changed
+        if by_acl or doc in access.include_docs:
+            admitted.add(c.point_id)
+    return admitted
+
+
+@pytest.mark.parametrize(
+    "access",
+    [
+        # doc-0..doc-3's ACL changed: the caller keeps doc-1 and doc-2 only by id.
+        ReadFilter(frozenset({"group:0", "group:1"}), acl_changed=frozenset(
+            {"doc-0", "doc-1", "doc-2", "doc-3"}), include_docs=frozenset({"doc-1", "doc-2"})),
+        # Nothing by ACL (no principals), two documents by id.
+        ReadFilter(frozenset(), acl_changed=frozenset({"doc-4", "doc-5"}),
+                   include_docs=frozenset({"doc-4", "doc-5"})),
+        # Excluded documents win over both the ACL and the by-id grant.
+        ReadFilter(frozenset(GROUPS), acl_changed=frozenset({"doc-6"}),
+                   include_docs=frozenset({"doc-6"}), exclude_docs=frozenset({"doc-6", "doc-7"})),
+        # A whole source excluded: nothing left whatever the principals.
+        ReadFilter(frozenset(GROUPS), include_docs=frozenset({"doc-1"}),
+                   exclude_sources=frozenset({"fixtures"})),
+    ],
+    ids=["acl-changed", "by-id-only", "excluded-docs", "excluded-source"],
+)
+def test_read_filter_admits_exactly_what_it_describes(
+    backend: VectorBackend, access: ReadFilter
+) -> None:
+    chunks = _chunks(200)
+    _build(backend, "v1", chunks)
+    reader = backend.open("v1")
+    expected = _oracle(chunks, access)
+    try:
+        got = {h.point_id for h in reader.search(chunks[0].vector, access=access, limit=500)}
+    finally:
+        reader.close()
+    assert got == expected
+    if "fixtures" not in access.exclude_sources:
+        assert expected  # each case admits something, so an empty result would fail it
 
 
 def test_unsealed_version_is_invisible_and_abort_removes_it(backend: VectorBackend) -> None:
@@ -251,7 +300,7 @@ def test_closed_reader_raises(backend: VectorBackend) -> None:
     reader = backend.open("v1")
     reader.close()
     with pytest.raises(StoreError, match="closed"):
-        reader.search(chunks[0].vector, principals={"group:0"}, limit=3)
+        reader.search(chunks[0].vector, access=ReadFilter(frozenset({"group:0"})), limit=3)
 
 
 def test_engine_errors_become_store_errors(backend: VectorBackend) -> None:
@@ -332,7 +381,7 @@ def test_edge_data_and_current_survive_a_new_instance(tmp_path: Path) -> None:
     first.switch("v1")
     reader = first.open("v1")
     query = chunks[3].vector
-    before = reader.search(query, principals=set(GROUPS), limit=5)
+    before = reader.search(query, access=ReadFilter(frozenset(set(GROUPS))), limit=5)
     reader.close()
     first.close()
 
@@ -342,7 +391,7 @@ def test_edge_data_and_current_survive_a_new_instance(tmp_path: Path) -> None:
     reader = second.open("v1")
     try:
         assert reader.count() == 60
-        after = reader.search(query, principals=set(GROUPS), limit=5)
+        after = reader.search(query, access=ReadFilter(frozenset(set(GROUPS))), limit=5)
         assert [h.point_id for h in after] == [h.point_id for h in before]
         assert len(after) == 5
     finally:
@@ -356,12 +405,14 @@ def test_edge_same_version_opens_twice_and_searches_from_threads(tmp_path: Path)
     # Without a WAL the shard takes no directory lock: a reload may open a version still open.
     a, b = backend.open("v1"), backend.open("v1")
     query = chunks[0].vector
-    expected = [h.point_id for h in a.search(query, principals={"group:1"}, limit=5)]
+    expected = [h.point_id for h in a.search(query,
+        access=ReadFilter(frozenset({"group:1"})), limit=5)]
     results: list[list[str]] = []
 
     def worker() -> None:
         for _ in range(20):
-            results.append([h.point_id for h in b.search(query, principals={"group:1"}, limit=5)])
+            results.append([h.point_id for h in b.search(query,
+                access=ReadFilter(frozenset({"group:1"})), limit=5)])
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
     for t in threads:
@@ -391,7 +442,7 @@ def test_edge_filtered_recall_is_complete_through_hnsw(tmp_path: Path) -> None:
     try:
         for query in _unit(rng, 20):
             principals = set(rng.choice(GROUPS, size=2, replace=False).tolist())
-            hits = reader.search(query.tolist(), principals=principals, limit=10)
+            hits = reader.search(query.tolist(), access=ReadFilter(frozenset(principals)), limit=10)
             assert [h.point_id for h in hits] == _exact_top_k(chunks, query, principals, 10)
     finally:
         reader.close()

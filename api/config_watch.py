@@ -1,0 +1,55 @@
+"""The sources' ACL rules as the config file says now: an edited rule applies without a restart.
+
+Only the `acl` rules of declared sources are applied live (through retrieval/access.py); other
+changes (paths, new sources, the store) need a restart or a re-index. The file is checked with
+one stat per query; a file that no longer parses leaves the last good rules in force and says so
+in the log, once per change.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from api.settings import Settings, load_settings
+from ingest.errors import ConfigError
+from retrieval.access import SourceRules
+
+log = logging.getLogger(__name__)
+
+
+class ConfigRules:
+    """A RulesProvider (retrieval.access) reading the sources' rules from the config file."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._path = settings.config_path
+        self._lock = threading.Lock()
+        self._key = self._stat()
+        self._generation = 0
+        self._rules: SourceRules = {s.name: list(s.acl) for s in settings.sources}
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self._path)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def __call__(self) -> tuple[object, SourceRules]:
+        with self._lock:
+            key = self._stat()
+            if key != self._key:
+                self._key = key
+                try:
+                    settings = load_settings(self._path)
+                except ConfigError as exc:
+                    log.error("config changed but cannot be used, the last good ACL rules stay "
+                              "in force: %s", exc)
+                else:
+                    rules = {s.name: list(s.acl) for s in settings.sources}
+                    if rules != self._rules:
+                        self._rules = rules
+                        self._generation += 1
+                        log.warning("ACL rules reloaded from %s", self._path)
+            return self._generation, self._rules

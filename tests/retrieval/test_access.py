@@ -1,0 +1,129 @@
+"""Today's document ACLs against each version's: overrides, config rules, and failing closed."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from api.config_watch import ConfigRules
+from api.settings import load_settings
+from ingest.settings import AclRule
+from retrieval.access import AclOverrides, DocumentAccess, SourceRules
+from retrieval.edge_store import EdgeBackend
+from retrieval.errors import StoreError
+from retrieval.scope import Scope
+from retrieval.versions import DocumentEntry, VersionCatalog
+
+DOCS = {
+    "ops:a.md": DocumentEntry("ops", "a.md", ("group:staff",)),
+    "ops:board/b.md": DocumentEntry("ops", "board/b.md", ("user:carol",)),
+    "old:c.md": DocumentEntry("old", "c.md", ("group:staff",)),
+}
+
+
+class Rules:
+    """A RulesProvider whose rules the test changes."""
+
+    def __init__(self, rules: SourceRules) -> None:
+        self.rules, self.generation = rules, 0
+
+    def set(self, rules: SourceRules) -> None:
+        self.rules, self.generation = rules, self.generation + 1
+
+    def __call__(self) -> tuple[object, SourceRules]:
+        return self.generation, self.rules
+
+
+def _access(tmp_path: Path, rules: Rules) -> DocumentAccess:
+    catalog = VersionCatalog(tmp_path / "versions", EdgeBackend(tmp_path / "index"))
+    catalog.record_documents("v1", DOCS)
+    return DocumentAccess(catalog, rules, AclOverrides(tmp_path / "document_acls.json"))
+
+
+STAFF = Scope("dave", frozenset({"user:dave", "group:staff"}), "p")
+CAROL = Scope("carol", frozenset({"user:carol", "group:staff", "group:finance"}), "p")
+
+
+def test_only_documents_whose_acl_differs_are_marked_changed(tmp_path: Path):
+    rules = Rules({"ops": [AclRule(glob="board/*", allow=["user:carol"]),
+                           AclRule(glob="*", allow=["group:staff"])]})
+    access = _access(tmp_path, rules).for_version("v1")
+    # ops's rules give what the version was built with; "old" is no longer declared: nobody.
+    assert access.changed == {"old:c.md": ()}
+    assert access.read_filter(STAFF).acl_changed == {"old:c.md"}
+    assert access.read_filter(STAFF).include_docs == frozenset()
+
+
+def test_a_rule_change_moves_access_and_the_cache_follows(tmp_path: Path):
+    rules = Rules({"ops": [AclRule(glob="*", allow=["group:staff"])], "old": []})
+    access = _access(tmp_path, rules)
+    first = access.for_version("v1")
+    assert first.changed == {"ops:board/b.md": ("group:staff",), "old:c.md": ()}
+    assert first.read_filter(STAFF).include_docs == {"ops:board/b.md"}
+    rules.set({"ops": [AclRule(glob="*", allow=["user:carol"])], "old": []})
+    second = access.for_version("v1")
+    assert second.changed == {"ops:a.md": ("user:carol",), "old:c.md": ()}
+    assert second.read_filter(STAFF).include_docs == frozenset()
+    assert second.read_filter(CAROL).include_docs == {"ops:a.md"}
+    # The re-check of a hit uses the ACL now, not the stored one.
+    assert second.acl_now({"doc_id": "ops:a.md", "acl": ["group:staff"]}) == ["user:carol"]
+    assert second.acl_now({"doc_id": "ops:board/b.md", "acl": ["user:carol"]}) == ["user:carol"]
+
+
+def test_an_override_wins_over_the_rules_and_clear_restores_them(tmp_path: Path):
+    rules = Rules({"ops": [AclRule(glob="board/*", allow=["user:carol"]),
+                           AclRule(glob="*", allow=["group:staff"])], "old": []})
+    access = _access(tmp_path, rules)
+    other_process = AclOverrides(tmp_path / "document_acls.json")
+    other_process.set("ops:a.md", ["user:root"])
+    assert access.for_version("v1").changed["ops:a.md"] == ("user:root",)
+    assert other_process.clear("ops:a.md") is True
+    assert other_process.clear("ops:a.md") is False
+    assert "ops:a.md" not in access.for_version("v1").changed
+
+
+def test_overrides_refuse_bad_principals(tmp_path: Path):
+    overrides = AclOverrides(tmp_path / "document_acls.json")
+    with pytest.raises(ValueError, match="not principals"):
+        overrides.set("ops:a.md", ["dave"])
+    with pytest.raises(ValueError, match="not principals"):
+        overrides.set("ops:a.md", ["group:staff", ""])
+    assert not (tmp_path / "document_acls.json").exists()
+
+
+@pytest.mark.parametrize("content", ["{not json", '["ops:a.md"]', '{"ops:a.md": "group:staff"}',
+                                     '{"ops:a.md": ["staff"]}'])
+def test_an_unreadable_override_file_fails_queries_instead_of_opening_access(
+    tmp_path: Path, content: str
+):
+    access = _access(tmp_path, Rules({"ops": [AclRule(glob="*", allow=["group:staff"])]}))
+    (tmp_path / "document_acls.json").write_text(content)
+    with pytest.raises(StoreError, match=r"document ACL overrides .* cannot be read"):
+        access.for_version("v1")
+
+
+def test_config_rules_reload_on_edit_and_keep_the_last_good_on_a_broken_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    config = tmp_path / "clearance.toml"
+    (tmp_path / "docs").mkdir()
+    body = '[[sources]]\nname = "ops"\npath = "docs"\nowner = "it"\nacl = [{{ glob = "*", ' \
+           'allow = ["{who}"] }}]\n'
+    config.write_text(body.format(who="group:staff"))
+    rules = ConfigRules(load_settings(config))
+    generation, current = rules()
+    assert current["ops"][0].allow == ["group:staff"]
+
+    config.write_text(body.format(who="group:platform-team"))
+    generation2, current = rules()
+    assert generation2 != generation
+    assert current["ops"][0].allow == ["group:platform-team"]
+
+    with caplog.at_level(logging.ERROR):
+        config.write_text(body.format(who="not a principal"))
+        generation3, current = rules()
+    assert generation3 == generation2
+    assert current["ops"][0].allow == ["group:platform-team"]
+    assert "the last good ACL rules stay in force" in caplog.text

@@ -135,12 +135,10 @@ def _acl_clear(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _acl_show(args: argparse.Namespace, settings: Settings) -> int:
-    from api.config_watch import ConfigRules
-    from api.services import open_acl_overrides, open_catalog
-    from retrieval.access import DocumentAccess
+    from api.services import open_catalog, open_document_access
 
     catalog = open_catalog(settings)
-    access = DocumentAccess(catalog, ConfigRules(settings), open_acl_overrides(settings))
+    access = open_document_access(settings, catalog)
     found = False
     for info in catalog.sealed():
         entry = catalog.documents(info.id).get(args.doc_id)

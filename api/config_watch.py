@@ -27,7 +27,7 @@ class ConfigRules:
         self._lock = threading.Lock()
         self._key = self._stat()
         self._generation = 0
-        self._rules: SourceRules = {s.name: list(s.acl) for s in settings.sources}
+        self._rules: SourceRules = {s.name: s for s in settings.sources}
 
     def _stat(self) -> tuple[int, int] | None:
         try:
@@ -47,7 +47,7 @@ class ConfigRules:
                     log.error("config changed but cannot be used, the last good ACL rules stay "
                               "in force: %s", exc)
                 else:
-                    rules = {s.name: list(s.acl) for s in settings.sources}
+                    rules = {s.name: s for s in settings.sources}
                     if rules != self._rules:
                         self._rules = rules
                         self._generation += 1

@@ -58,7 +58,9 @@ def get_scope(
         _unauthorized(services, request, request_id, "unknown or revoked API key")
     assert user is not None
     policy = services.policy
-    return Scope(user=user, principals=policy.principals_for(user), policy_version=policy.version)
+    subject = policy.subject(user)
+    return Scope(user=user, principals=subject.tokens, policy_version=policy.version,
+                 denied=tuple(d.pattern for d in subject.denials))
 
 
 ScopeDep = Annotated[Scope, Depends(get_scope)]

@@ -12,6 +12,7 @@ from policies.enforcer import PolicyEngine
 from retrieval.access import AclOverrides, DocumentAccess
 from retrieval.audit import AuditLog
 from retrieval.embedder import Embedder
+from retrieval.quarantine import Quarantine
 from retrieval.retriever import Retriever
 from retrieval.service import RetrievalService
 from retrieval.store import VectorBackend
@@ -39,6 +40,16 @@ def open_acl_overrides(settings: Settings) -> AclOverrides:
     return AclOverrides(settings.data_dir / "document_acls.json")
 
 
+def open_quarantine(settings: Settings) -> Quarantine:
+    """Documents and sources out of every caller's results, shared by the server and CLI."""
+    return Quarantine(settings.data_dir / "quarantine.json")
+
+
+def open_document_access(settings: Settings, catalog: VersionCatalog) -> DocumentAccess:
+    return DocumentAccess(catalog, ConfigRules(settings), open_acl_overrides(settings),
+                          open_quarantine(settings))
+
+
 @dataclass
 class Services:
     """What the API needs per request, built once per app."""
@@ -61,7 +72,7 @@ class Services:
 def build_services(settings: Settings, embedder: Embedder | None = None) -> Services:
     embedder = embedder or Embedder()
     catalog = open_catalog(settings)
-    access = DocumentAccess(catalog, ConfigRules(settings), open_acl_overrides(settings))
+    access = open_document_access(settings, catalog)
     retriever = Retriever(catalog, embedder, access)
     return Services(
         settings=settings,

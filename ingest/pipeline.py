@@ -29,7 +29,7 @@ from ingest.chunker import chunk_document
 from ingest.errors import IngestError, ParseError
 from ingest.parser import parse_document
 from ingest.settings import IngestSettings, SourceSettings
-from ingest.sources import SourceFile, acl_for, content_hash, discover
+from ingest.sources import SourceFile, content_hash, discover, document_acl
 from ingest.tagging import chunk_payload, point_id
 from retrieval.embedder import Embedder
 from retrieval.errors import StoreError
@@ -272,7 +272,7 @@ def build_index_version(
     report = IngestReport(version_id=new_version_id())
     chunking = chunking_fingerprint(settings, embedder)
     read = [by_name[only_source]] if only_source is not None else list(sources)
-    files = [_with_override(f, overrides) for f in discover(read)]
+    files = [_with_override(f, by_name, overrides) for f in discover(read)]
     file_ids = {f.doc_id for f in files if f.acl is not None}
 
     def wanted(doc_id: str) -> bool:
@@ -284,7 +284,7 @@ def build_index_version(
     previous = _previous_chunks(catalog, embedder, wanted, chunking) if reuse else {}
     if only_source is not None and not previous and catalog.current() is not None:
         log.info("nothing to carry over from the current version: reading every source")
-        files = [_with_override(f, overrides) for f in discover(sources)]
+        files = [_with_override(f, by_name, overrides) for f in discover(sources)]
         file_ids = {f.doc_id for f in files if f.acl is not None}
         only_source = None
         previous = _previous_chunks(catalog, embedder, file_ids.__contains__, chunking)
@@ -364,9 +364,15 @@ def build_index_version(
     return report
 
 
-def _with_override(file: SourceFile, overrides: Mapping[str, tuple[str, ...]]) -> SourceFile:
+def _with_override(
+    file: SourceFile,
+    by_name: Mapping[str, SourceSettings],
+    overrides: Mapping[str, tuple[str, ...]],
+) -> SourceFile:
     override = overrides.get(file.doc_id)
-    return file if override is None else replace(file, acl=override)
+    if override is None:
+        return file
+    return replace(file, acl=document_acl(by_name[file.source], file.uri, override))
 
 
 def _carried_entry(
@@ -377,5 +383,5 @@ def _carried_entry(
 ) -> DocumentEntry:
     """The table entry of a document carried over from the current version, with its ACL now."""
     source, uri = str(chunk.payload.get("source")), str(chunk.payload.get("uri"))
-    acl = overrides.get(doc_id) or acl_for(by_name[source].acl, uri) or ()
+    acl = document_acl(by_name[source], uri, overrides.get(doc_id)) or ()
     return DocumentEntry(source, uri, acl)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from policies.enforcer import is_principal
+from policies.principals import DEFAULT_TENANT, is_principal, is_tenant, normalize
 
 
 class AclRule(BaseModel):
@@ -20,6 +20,7 @@ class AclRule(BaseModel):
     @field_validator("allow")
     @classmethod
     def _principals(cls, allow: list[str]) -> list[str]:
+        allow = [normalize(p) for p in allow]
         bad = [p for p in allow if not is_principal(p)]
         if bad:
             raise ValueError(
@@ -36,7 +37,16 @@ class SourceSettings(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     path: Path
     owner: str = Field(min_length=1)
+    tenant: str = DEFAULT_TENANT  # its documents are readable only by principals of this tenant
     acl: list[AclRule] = Field(default_factory=list)
+
+    @field_validator("tenant")
+    @classmethod
+    def _tenant(cls, tenant: str) -> str:
+        if not is_tenant(tenant):
+            raise ValueError(f"{tenant!r} is not a tenant name: lower-case letters, digits, "
+                             "'_' and '-'")
+        return tenant
 
 
 class IngestSettings(BaseModel):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ingest.errors import ConfigError
 from ingest.settings import AclRule, SourceSettings
+from policies.principals import tokens
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class SourceFile:
     path: Path
     uri: str  # path relative to the source root, with forward slashes
     modified_at: datetime
-    acl: tuple[str, ...] | None  # None: no rule matched, so nobody may read it
+    acl: tuple[str, ...] | None  # ACL tokens; None: no rule matched, so nobody may read it
 
     @property
     def doc_id(self) -> str:
@@ -40,6 +41,15 @@ def acl_for(rules: Sequence[AclRule], uri: str) -> tuple[str, ...] | None:
         if fnmatch.fnmatchcase(uri, rule.glob):
             return tuple(dict.fromkeys(rule.allow))
     return None
+
+
+def document_acl(
+    source: SourceSettings, uri: str, override: Sequence[str] | None = None
+) -> tuple[str, ...] | None:
+    """A document's ACL as tokens of its source's tenant (policies/principals.py): its override
+    (`clearance acl set`) if it has one, else the first matching rule; None if neither."""
+    principals = override if override is not None else acl_for(source.acl, uri)
+    return None if principals is None else tokens(source.tenant, principals)
 
 
 def discover(sources: Sequence[SourceSettings]) -> Iterator[SourceFile]:
@@ -66,7 +76,7 @@ def discover(sources: Sequence[SourceSettings]) -> Iterator[SourceFile]:
                     continue
                 uri = path.relative_to(root).as_posix()
                 mtime = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
-                yield SourceFile(source.name, path, uri, mtime, acl_for(source.acl, uri))
+                yield SourceFile(source.name, path, uri, mtime, document_acl(source, uri))
 
 
 def content_hash(path: Path) -> str:

@@ -1,33 +1,62 @@
-"""Who a caller is, in principals, and what admin actions it may take: the only Casbin importer."""
+"""Who a caller is, in principals per tenant, what they are denied, and which admin actions they
+may take: the only module that runs Casbin.
+
+The policy file is read by policies/policy_file.py (our format, checked line by line) and handed
+to a Casbin enforcer built from the model file. Both files are re-read when either changes; a
+policy that stops loading leaves the last good one in force and logs why.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import threading
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import casbin
 
+from policies.policy_file import (
+    READ,
+    Membership,
+    Policy,
+    PolicyError,
+    Rule,
+    edit_policy_file,
+    parse_policy,
+)
+from policies.principals import DEFAULT_TENANT, is_principal, normalize, token
+
+__all__ = ["Denial", "PolicyEngine", "PolicyError", "Subject", "is_principal"]
+
 log = logging.getLogger(__name__)
 
-PRINCIPAL_RE = re.compile(r"^(user|group|role):[^\s,]+$")
+
+@dataclass(frozen=True)
+class Denial:
+    """A read deny that applies to a caller: `pattern` is "source:NAME" or "doc:ID" (may hold
+    `*`), in `tenant` ("*": every tenant), decided by `rule`."""
+
+    tenant: str
+    pattern: str
+    rule: Rule
 
 
-class PolicyError(Exception):
-    """The Casbin model or policy file cannot be loaded; the message names the file."""
+@dataclass(frozen=True)
+class Subject:
+    """A caller as the policy sees them: principals per tenant, tokens, and read denials."""
 
-
-def is_principal(value: str) -> bool:
-    """True for "user:<name>", "group:<name>" or "role:<name>" with no spaces or commas."""
-    return bool(PRINCIPAL_RE.match(value))
+    user: str
+    by_tenant: dict[str, frozenset[str]]
+    tokens: frozenset[str]
+    denials: tuple[Denial, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
 class _Loaded:
     enforcer: casbin.Enforcer
+    policy: Policy
     version: str
     stamp: tuple[int, int, int, int]
 
@@ -40,40 +69,46 @@ def _stamp(model: Path, policy: Path) -> tuple[int, int, int, int]:
 class PolicyEngine:
     """Casbin over a model file and a policy file, reloaded when either file changes.
 
-    A policy file that stops parsing leaves the last good policy in force and logs why;
-    a policy that never loaded raises PolicyError, so nothing is served without one.
+    A policy file that stops parsing leaves the last good policy in force and logs why
+    (`last_error` says so too); a policy that never loaded raises PolicyError, so nothing is
+    served without one.
     """
 
     def __init__(self, model_path: Path, policy_path: Path) -> None:
         self._model = model_path
-        self._policy = policy_path
+        self.path = policy_path
         self._lock = threading.Lock()
+        self.last_error: str | None = None
         self._loaded = self._load()
 
     def _load(self) -> _Loaded:
         try:
-            stamp = _stamp(self._model, self._policy)
-            enforcer = casbin.Enforcer(str(self._model), str(self._policy))
-            digest = hashlib.sha256(self._model.read_bytes() + b"\0" + self._policy.read_bytes())
+            stamp = _stamp(self._model, self.path)
+            policy_bytes = self.path.read_bytes()
+            policy = parse_policy(policy_bytes.decode("utf-8"), self.path)
+            enforcer = casbin.Enforcer(str(self._model))
+            if policy.rules:
+                enforcer.add_named_policies(
+                    "p", [[r.subject, r.tenant, r.obj, r.action, r.effect] for r in policy.rules]
+                )
+            if policy.memberships:
+                enforcer.add_named_grouping_policies(
+                    "g", [[m.member, m.group, m.tenant] for m in policy.memberships]
+                )
+            digest = hashlib.sha256(self._model.read_bytes() + b"\0" + policy_bytes)
+        except PolicyError:
+            raise
         except Exception as exc:  # casbin raises bare Exceptions on bad files
             raise PolicyError(
-                f"cannot load Casbin model {self._model} / policy {self._policy}: {exc}"
+                f"cannot load Casbin model {self._model} / policy {self.path}: {exc}"
             ) from exc
-        names = [name for rule in enforcer.get_grouping_policy() for name in rule[:2]]
-        names += [rule[0] for rule in enforcer.get_policy()]
-        bad = sorted({name for name in names if not is_principal(name)})
-        if bad:
-            raise PolicyError(
-                f"{self._policy}: {', '.join(map(repr, bad))} not principals; "
-                "write user:<name>, group:<name> or role:<name>"
-            )
-        return _Loaded(enforcer, digest.hexdigest()[:16], stamp)
+        return _Loaded(enforcer, policy, digest.hexdigest()[:16], stamp)
 
     def _current(self) -> _Loaded:
         """The loaded policy, reloaded first if a file changed since it was read."""
         loaded = self._loaded
         try:
-            changed = _stamp(self._model, self._policy) != loaded.stamp
+            changed = _stamp(self._model, self.path) != loaded.stamp
         except OSError as exc:
             log.error("policy files unreadable, keeping policy %s: %s", loaded.version, exc)
             return loaded
@@ -84,9 +119,14 @@ class PolicyEngine:
                 return self._loaded
             try:
                 self._loaded = self._load()
+                self.last_error = None
                 log.info("policy reloaded: version %s", self._loaded.version)
             except PolicyError as exc:
-                log.error("%s; keeping the last good policy %s", exc, loaded.version)
+                self.last_error = f"{exc}; the last good policy {loaded.version} stays in force"
+                log.error("%s", self.last_error)
+                # Do not try again until the file changes again.
+                self._loaded = _Loaded(loaded.enforcer, loaded.policy, loaded.version,
+                                       _stamp(self._model, self.path))
         return self._loaded
 
     @property
@@ -94,12 +134,71 @@ class PolicyEngine:
         """A short hash of the model and policy in force."""
         return self._current().version
 
+    @property
+    def policy(self) -> Policy:
+        return self._current().policy
+
+    def tenants_of(self, user: str) -> list[str]:
+        """The tenants where the user has a membership; the default tenant if none."""
+        subject = f"user:{normalize(user)}"
+        tenants = sorted({m.tenant for m in self._current().policy.memberships
+                          if m.member == subject})
+        return tenants or [DEFAULT_TENANT]
+
+    def subject(self, user: str) -> Subject:
+        """The user's principals in each of their tenants, their ACL tokens and read denials."""
+        loaded = self._current()
+        name = f"user:{normalize(user)}"
+        by_tenant: dict[str, frozenset[str]] = {}
+        for tenant in self.tenants_of(user):
+            roles = loaded.enforcer.get_implicit_roles_for_user(name, tenant)
+            by_tenant[tenant] = frozenset([name, *roles])
+        tokens = frozenset(token(t, p) for t, ps in by_tenant.items() for p in ps)
+        denials = tuple(
+            Denial(rule.tenant, rule.obj, rule)
+            for rule in loaded.policy.rules
+            if rule.effect == "deny" and rule.action in (READ, "*")
+            for tenant, principals in by_tenant.items()
+            if rule.tenant in ("*", tenant) and rule.subject in principals
+        )
+        return Subject(name, by_tenant, tokens, tuple(dict.fromkeys(denials)))
+
     def principals_for(self, user: str) -> frozenset[str]:
-        """The user's own principal and every group and role it belongs to, transitively."""
-        subject = f"user:{user}"
-        enforcer = self._current().enforcer
-        return frozenset([subject, *enforcer.get_implicit_roles_for_user(subject)])
+        """The caller's ACL tokens: every principal they hold, in each of their tenants."""
+        return self.subject(user).tokens
 
     def allows(self, user: str, obj: str, act: str) -> bool:
-        """Whether the user may take action `act` on admin resource `obj`."""
-        return bool(self._current().enforcer.enforce(f"user:{user}", obj, act))
+        """Whether the user may take action `act` on admin object `obj` (in any of their
+        tenants; a deny in that tenant overrides)."""
+        loaded = self._current()
+        name = f"user:{normalize(user)}"
+        return any(bool(loaded.enforcer.enforce(name, tenant, obj, act))
+                   for tenant in self.tenants_of(user))
+
+    def membership_path(self, user: str, principal: str, tenant: str) -> list[Membership]:
+        """The membership lines that make the user hold `principal` in `tenant` (shortest)."""
+        start = f"user:{normalize(user)}"
+        links: dict[str, list[Membership]] = {}
+        for m in self._current().policy.memberships:
+            if m.tenant == tenant:
+                links.setdefault(m.member, []).append(m)
+        paths: dict[str, list[Membership]] = {start: []}
+        queue = deque([start])
+        while queue:
+            node = queue.popleft()
+            if node == principal:
+                return paths[node]
+            for m in links.get(node, []):
+                if m.group not in paths:
+                    paths[m.group] = [*paths[node], m]
+                    queue.append(m.group)
+        return []
+
+    def change(
+        self, *, add: list[Membership | Rule] | None = None,
+        remove: list[Membership | Rule] | None = None,
+    ) -> tuple[int, int]:
+        """Edit the policy file (see policy_file.edit_policy_file); in force on the next call."""
+        result = edit_policy_file(self.path, add=add or [], remove=remove or [])
+        self._current()
+        return result

@@ -11,7 +11,12 @@ answers with today's ACLs, never with the ones it was built with.
 
 A document's ACL now: its override (`clearance acl set`, in data_dir/document_acls.json) if it
 has one, else the first config rule of its source that matches its path, else nobody (fail
-closed: also when its source is no longer declared).
+closed: also when its source is no longer declared); as tokens of its source's tenant.
+
+Two more things take documents out of a caller's results, in every version and inside the same
+filter: the caller's read denials from the policy (`p, SUBJECT, source:NAME|doc:ID, read, deny`;
+a `*` pattern is expanded against the version's document table), and quarantine
+(retrieval/quarantine.py), which applies to everyone.
 """
 
 from __future__ import annotations
@@ -19,16 +24,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.settings import AclRule
-from ingest.sources import acl_for
-from policies.enforcer import is_principal
+from ingest.settings import SourceSettings
+from ingest.sources import document_acl
+from policies.principals import is_principal, normalize
 from retrieval.errors import StoreError
 from retrieval.files import write_json_atomic
+from retrieval.quarantine import Quarantine, Quarantined
 from retrieval.scope import Scope
 from retrieval.store import ReadFilter
 from retrieval.versions import DocumentEntry, VersionCatalog
@@ -36,8 +43,8 @@ from retrieval.versions import DocumentEntry, VersionCatalog
 log = logging.getLogger(__name__)
 
 Acl = tuple[str, ...]
-SourceRules = Mapping[str, Sequence[AclRule]]
-# Returns (a key that changes whenever the rules change, the rules by source name).
+SourceRules = Mapping[str, SourceSettings]
+# Returns (a key that changes whenever the rules change, the sources by name).
 RulesProvider = Callable[[], tuple[object, SourceRules]]
 
 
@@ -109,6 +116,7 @@ class AclOverrides:
 def _check_acl(acl: object) -> list[str]:
     if not isinstance(acl, list) or not all(isinstance(p, str) for p in acl):
         raise ValueError(f"an ACL must be a list of principals, got {acl!r}")
+    acl = [normalize(p) for p in acl]
     bad = [p for p in acl if not is_principal(p)]
     if bad:
         raise ValueError(
@@ -123,14 +131,39 @@ class VersionAccess:
 
     version_id: str
     changed: Mapping[str, Acl] = field(default_factory=dict)  # doc id → ACL now (() = nobody)
+    documents: Mapping[str, DocumentEntry] = field(default_factory=dict)
+    quarantined: Quarantined = field(default_factory=Quarantined)
 
     def read_filter(self, scope: Scope) -> ReadFilter:
         readable = frozenset(d for d, acl in self.changed.items() if scope.can_read(list(acl)))
+        denied_docs, denied_sources = self._denied(scope)
         return ReadFilter(
             principals=scope.principals,
             acl_changed=frozenset(self.changed),
             include_docs=readable,
+            exclude_docs=denied_docs | self.quarantined.documents,
+            exclude_sources=denied_sources | self.quarantined.sources,
         )
+
+    def _denied(self, scope: Scope) -> tuple[frozenset[str], frozenset[str]]:
+        """The caller's read denials as document ids and source names of this version."""
+        docs: set[str] = set()
+        sources: set[str] = set()
+        for pattern in scope.denied:
+            if pattern == "*":
+                sources.update(e.source for e in self.documents.values())
+            elif "*" not in pattern:
+                kind, _, name = pattern.partition(":")
+                (sources if kind == "source" else docs).add(name)
+            else:
+                kind, _, name = pattern.partition(":")
+                regex = re.compile(".*".join(re.escape(part) for part in name.split("*")))
+                if kind == "source":
+                    sources.update(e.source for e in self.documents.values()
+                                   if regex.fullmatch(e.source))
+                else:
+                    docs.update(d for d in self.documents if regex.fullmatch(d))
+        return frozenset(docs), frozenset(sources)
 
     def acl_now(self, payload: Mapping[str, object]) -> object:
         """The ACL a hit's document has now: today's if it changed, else the stored one."""
@@ -139,16 +172,29 @@ class VersionAccess:
             return list(self.changed[doc_id])
         return payload.get("acl")
 
+    def admits(self, scope: Scope, payload: Mapping[str, object], access: ReadFilter) -> bool:
+        """The re-check of one hit, after the search: today's ACL, denials and quarantine."""
+        if payload.get("doc_id") in access.exclude_docs:
+            return False
+        if payload.get("source") in access.exclude_sources:
+            return False
+        return scope.can_read(self.acl_now(payload))
+
 
 class DocumentAccess:
     """Today's document ACLs, compared with each version's (see the module docstring)."""
 
     def __init__(
-        self, catalog: VersionCatalog, rules: RulesProvider, overrides: AclOverrides
+        self,
+        catalog: VersionCatalog,
+        rules: RulesProvider,
+        overrides: AclOverrides,
+        quarantine: Quarantine,
     ) -> None:
         self._catalog = catalog
         self._rules = rules
         self.overrides = overrides
+        self.quarantine = quarantine
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[object, VersionAccess]] = {}
 
@@ -160,7 +206,8 @@ class DocumentAccess:
     def for_version(self, version_id: str) -> VersionAccess:
         rules_key, rules = self._rules()
         overrides_key, overrides = self.overrides.current()
-        key = (rules_key, overrides_key)
+        quarantined = self.quarantine.current()
+        key = (rules_key, overrides_key, quarantined)
         with self._lock:
             cached = self._cache.get(version_id)
             if cached is not None and cached[0] == key:
@@ -171,7 +218,7 @@ class DocumentAccess:
             now = _acl_now(doc_id, entry, rules, overrides)
             if now != entry.acl:
                 changed[doc_id] = now
-        access = VersionAccess(version_id, changed)
+        access = VersionAccess(version_id, changed, documents, quarantined)
         with self._lock:
             self._cache[version_id] = (key, access)
         if changed:
@@ -184,9 +231,7 @@ def _acl_now(
     doc_id: str, entry: DocumentEntry, rules: SourceRules, overrides: Mapping[str, Acl]
 ) -> Acl:
     override = overrides.get(doc_id)
-    if override is not None:
-        return override
-    source_rules = rules.get(entry.source)
-    if source_rules is None:
+    source = rules.get(entry.source)
+    if source is None:
         return ()  # the source is no longer declared: nobody reads it
-    return acl_for(source_rules, entry.uri) or ()
+    return document_acl(source, entry.uri, override) or ()

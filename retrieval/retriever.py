@@ -66,8 +66,9 @@ class Retriever:
         reader = self._reader(version)
         access = self._access.for_version(version)
         vector = self._embedder.embed_query(query)
-        hits = reader.search(vector.tolist(), access=access.read_filter(scope), limit=top_k)
-        kept = [h for h in hits if scope.can_read(access.acl_now(h.payload))]
+        read_filter = access.read_filter(scope)
+        hits = reader.search(vector.tolist(), access=read_filter, limit=top_k)
+        kept = [h for h in hits if access.admits(scope, h.payload, read_filter)]
         dropped = len(hits) - len(kept)
         if dropped:
             # The store filter let through a chunk the caller may not read: never expected.

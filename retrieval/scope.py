@@ -10,8 +10,10 @@ class Scope:
     """Every search takes one; there is no code path that searches without it."""
 
     user: str
-    principals: frozenset[str]
+    principals: frozenset[str]  # ACL tokens (policies/principals.py)
     policy_version: str
+    # Read denials from the policy: "source:NAME" or "doc:ID" patterns, `*` for any characters.
+    denied: tuple[str, ...] = ()
 
     def can_read(self, acl: object) -> bool:
         """True only if the ACL is a non-empty list sharing a principal with the caller.

@@ -62,7 +62,7 @@ def test_a_broken_policy_keeps_the_last_good_one(tmp_path: Path):
 
 
 def test_a_policy_that_never_loaded_refuses_to_start(tmp_path: Path):
-    with pytest.raises(PolicyError, match="not principals"):
+    with pytest.raises(PolicyError, match=r"policy.csv:1: 'alice' is not a principal"):
         _engine(tmp_path, "g, alice, group:hr\n")
     with pytest.raises(PolicyError, match="cannot load"):
         PolicyEngine(DEFAULT_MODEL, tmp_path / "missing.csv")

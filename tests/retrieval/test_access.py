@@ -9,10 +9,11 @@ import pytest
 
 from api.config_watch import ConfigRules
 from api.settings import load_settings
-from ingest.settings import AclRule
+from ingest.settings import AclRule, SourceSettings
 from retrieval.access import AclOverrides, DocumentAccess, SourceRules
 from retrieval.edge_store import EdgeBackend
 from retrieval.errors import StoreError
+from retrieval.quarantine import Quarantine
 from retrieval.scope import Scope
 from retrieval.versions import DocumentEntry, VersionCatalog
 
@@ -39,7 +40,13 @@ class Rules:
 def _access(tmp_path: Path, rules: Rules) -> DocumentAccess:
     catalog = VersionCatalog(tmp_path / "versions", EdgeBackend(tmp_path / "index"))
     catalog.record_documents("v1", DOCS)
-    return DocumentAccess(catalog, rules, AclOverrides(tmp_path / "document_acls.json"))
+    return DocumentAccess(catalog, rules, AclOverrides(tmp_path / "document_acls.json"),
+                          Quarantine(tmp_path / "quarantine.json"))
+
+
+def _sources(**rules: list[AclRule]) -> SourceRules:
+    return {name: SourceSettings(name=name, path=Path("/nonexistent"), owner="o", acl=r)
+            for name, r in rules.items()}
 
 
 STAFF = Scope("dave", frozenset({"user:dave", "group:staff"}), "p")
@@ -47,8 +54,8 @@ CAROL = Scope("carol", frozenset({"user:carol", "group:staff", "group:finance"})
 
 
 def test_only_documents_whose_acl_differs_are_marked_changed(tmp_path: Path):
-    rules = Rules({"ops": [AclRule(glob="board/*", allow=["user:carol"]),
-                           AclRule(glob="*", allow=["group:staff"])]})
+    rules = Rules(_sources(ops=[AclRule(glob="board/*", allow=["user:carol"]),
+                           AclRule(glob="*", allow=["group:staff"])]))
     access = _access(tmp_path, rules).for_version("v1")
     # ops's rules give what the version was built with; "old" is no longer declared: nobody.
     assert access.changed == {"old:c.md": ()}
@@ -57,12 +64,12 @@ def test_only_documents_whose_acl_differs_are_marked_changed(tmp_path: Path):
 
 
 def test_a_rule_change_moves_access_and_the_cache_follows(tmp_path: Path):
-    rules = Rules({"ops": [AclRule(glob="*", allow=["group:staff"])], "old": []})
+    rules = Rules(_sources(ops=[AclRule(glob="*", allow=["group:staff"])], old=[]))
     access = _access(tmp_path, rules)
     first = access.for_version("v1")
     assert first.changed == {"ops:board/b.md": ("group:staff",), "old:c.md": ()}
     assert first.read_filter(STAFF).include_docs == {"ops:board/b.md"}
-    rules.set({"ops": [AclRule(glob="*", allow=["user:carol"])], "old": []})
+    rules.set(_sources(ops=[AclRule(glob="*", allow=["user:carol"])], old=[]))
     second = access.for_version("v1")
     assert second.changed == {"ops:a.md": ("user:carol",), "old:c.md": ()}
     assert second.read_filter(STAFF).include_docs == frozenset()
@@ -73,8 +80,8 @@ def test_a_rule_change_moves_access_and_the_cache_follows(tmp_path: Path):
 
 
 def test_an_override_wins_over_the_rules_and_clear_restores_them(tmp_path: Path):
-    rules = Rules({"ops": [AclRule(glob="board/*", allow=["user:carol"]),
-                           AclRule(glob="*", allow=["group:staff"])], "old": []})
+    rules = Rules(_sources(ops=[AclRule(glob="board/*", allow=["user:carol"]),
+                           AclRule(glob="*", allow=["group:staff"])], old=[]))
     access = _access(tmp_path, rules)
     other_process = AclOverrides(tmp_path / "document_acls.json")
     other_process.set("ops:a.md", ["user:root"])
@@ -98,7 +105,7 @@ def test_overrides_refuse_bad_principals(tmp_path: Path):
 def test_an_unreadable_override_file_fails_queries_instead_of_opening_access(
     tmp_path: Path, content: str
 ):
-    access = _access(tmp_path, Rules({"ops": [AclRule(glob="*", allow=["group:staff"])]}))
+    access = _access(tmp_path, Rules(_sources(ops=[AclRule(glob="*", allow=["group:staff"])])))
     (tmp_path / "document_acls.json").write_text(content)
     with pytest.raises(StoreError, match=r"document ACL overrides .* cannot be read"):
         access.for_version("v1")
@@ -114,16 +121,55 @@ def test_config_rules_reload_on_edit_and_keep_the_last_good_on_a_broken_file(
     config.write_text(body.format(who="group:staff"))
     rules = ConfigRules(load_settings(config))
     generation, current = rules()
-    assert current["ops"][0].allow == ["group:staff"]
+    assert current["ops"].acl[0].allow == ["group:staff"]
 
     config.write_text(body.format(who="group:platform-team"))
     generation2, current = rules()
     assert generation2 != generation
-    assert current["ops"][0].allow == ["group:platform-team"]
+    assert current["ops"].acl[0].allow == ["group:platform-team"]
 
     with caplog.at_level(logging.ERROR):
         config.write_text(body.format(who="not a principal"))
         generation3, current = rules()
     assert generation3 == generation2
-    assert current["ops"][0].allow == ["group:platform-team"]
+    assert current["ops"].acl[0].allow == ["group:platform-team"]
     assert "the last good ACL rules stay in force" in caplog.text
+
+
+def test_denials_and_quarantine_exclude_documents_in_the_filter_and_the_recheck(tmp_path: Path):
+    rules = Rules(_sources(ops=[AclRule(glob="board/*", allow=["user:carol"]),
+                                AclRule(glob="*", allow=["group:staff"])], old=[]))
+    access = _access(tmp_path, rules)
+    denied = Scope("carol", CAROL.principals, "p", denied=("doc:ops:board/*", "source:old"))
+    f = access.for_version("v1").read_filter(denied)
+    assert f.exclude_docs == {"ops:board/b.md"} and f.exclude_sources == {"old"}
+    everything = Scope("carol", CAROL.principals, "p", denied=("*",))
+    assert access.for_version("v1").read_filter(everything).exclude_sources == {"ops", "old"}
+
+    Quarantine(tmp_path / "quarantine.json").add("document", "ops:a.md", by="root", reason="pii")
+    version = access.for_version("v1")
+    f = version.read_filter(CAROL)
+    assert f.exclude_docs == {"ops:a.md"}
+    payload = {"doc_id": "ops:a.md", "source": "ops", "acl": ["group:staff"]}
+    assert not version.admits(CAROL, payload, f)
+    assert version.admits(CAROL, {**payload, "doc_id": "ops:other.md"}, f)
+    Quarantine(tmp_path / "quarantine.json").release("document", "ops:a.md")
+    assert access.for_version("v1").read_filter(CAROL).exclude_docs == frozenset()
+
+
+def test_an_unreadable_quarantine_file_fails_queries(tmp_path: Path):
+    access = _access(tmp_path, Rules(_sources(ops=[])))
+    (tmp_path / "quarantine.json").write_text('{"entries": [{"kind": "document"}]}')
+    with pytest.raises(StoreError, match=r"quarantine file .* cannot be read"):
+        access.for_version("v1")
+
+
+def test_tenant_sources_carry_tenant_tokens(tmp_path: Path):
+    acme = SourceSettings(name="ops", path=Path("/x"), owner="o", tenant="acme",
+                          acl=[AclRule(glob="*", allow=["group:staff"])])
+    access = _access(tmp_path, Rules({"ops": acme}))
+    changed = access.for_version("v1").changed
+    # Built in the default tenant, served now as acme's: default staff lose it, acme staff get it.
+    assert changed["ops:a.md"] == ("acme/group:staff",)
+    f = access.for_version("v1").read_filter(STAFF)
+    assert "ops:a.md" in f.acl_changed and "ops:a.md" not in f.include_docs

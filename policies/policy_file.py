@@ -1,0 +1,195 @@
+"""The policy file: its line format, its validation, and edits that rewrite it atomically.
+
+    # comment
+    g, MEMBER, GROUP[, TENANT]                 MEMBER (user:, group: or role:) joins GROUP
+    p, SUBJECT, OBJECT, ACTION[, EFFECT[, TENANT]]
+
+TENANT defaults to "default" for `g` lines and to "*" (every tenant) for `p` lines; EFFECT is
+"allow" (the default) or "deny", and a deny overrides every allow. Admin permissions are `p`
+lines on admin objects (index, policy, keys, audit, quarantine, answering, ...). Reading
+documents is granted by the sources' ACL rules, not here; a `p` line can only take it away:
+`p, SUBJECT, source:NAME, read, deny` or `p, SUBJECT, doc:SOURCE:PATH, read, deny` (a `*` in the
+object matches any characters). Every name is checked, and a file with one bad line is refused
+whole, with the line number, so a typo never half-applies a policy.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from policies.principals import DEFAULT_TENANT, is_principal, is_tenant, normalize
+
+EFFECTS = ("allow", "deny")
+READ = "read"
+
+
+class PolicyError(Exception):
+    """The Casbin model or policy file cannot be loaded or changed; the message says where."""
+
+
+@dataclass(frozen=True)
+class Membership:
+    member: str
+    group: str
+    tenant: str = DEFAULT_TENANT
+
+    def line(self) -> str:
+        tail = "" if self.tenant == DEFAULT_TENANT else f", {self.tenant}"
+        return f"g, {self.member}, {self.group}{tail}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    subject: str
+    obj: str
+    action: str
+    effect: str = "allow"
+    tenant: str = "*"
+
+    def line(self) -> str:
+        tail = "" if (self.effect, self.tenant) == ("allow", "*") else f", {self.effect}"
+        tail += "" if self.tenant == "*" else f", {self.tenant}"
+        return f"p, {self.subject}, {self.obj}, {self.action}{tail}"
+
+
+@dataclass(frozen=True)
+class Policy:
+    memberships: tuple[Membership, ...]
+    rules: tuple[Rule, ...]
+
+
+def _principal(value: str, where: str) -> str:
+    value = normalize(value)
+    if not is_principal(value):
+        raise PolicyError(f"{where}: {value!r} is not a principal; "
+                          "write user:<name>, group:<name> or role:<name>")
+    return value
+
+
+def _tenant(value: str, where: str, *, wildcard: bool) -> str:
+    if wildcard and value == "*":
+        return value
+    if not is_tenant(value):
+        raise PolicyError(f"{where}: {value!r} is not a tenant name (lower-case letters, digits, "
+                          "'_' and '-')" + (" or *" if wildcard else ""))
+    return value
+
+
+def _word(value: str, what: str, where: str) -> str:
+    if not value or any(c.isspace() for c in value):
+        raise PolicyError(f"{where}: {what} {value!r} must be one word")
+    return normalize(value)
+
+
+def parse_membership(fields: Sequence[str], where: str) -> Membership:
+    if len(fields) not in (2, 3):
+        raise PolicyError(f"{where}: a membership is 'g, MEMBER, GROUP[, TENANT]'")
+    member = _principal(fields[0], where)
+    group = _principal(fields[1], where)
+    if group.startswith("user:"):
+        raise PolicyError(f"{where}: {group!r} is a user; only groups and roles have members")
+    tenant = _tenant(fields[2], where, wildcard=False) if len(fields) == 3 else DEFAULT_TENANT
+    return Membership(member, group, tenant)
+
+
+def parse_rule(fields: Sequence[str], where: str) -> Rule:
+    if len(fields) not in (3, 4, 5):
+        raise PolicyError(f"{where}: a rule is 'p, SUBJECT, OBJECT, ACTION[, EFFECT[, TENANT]]'")
+    subject = _principal(fields[0], where)
+    obj = _word(fields[1], "object", where)
+    action = _word(fields[2], "action", where)
+    effect = fields[3] if len(fields) > 3 else "allow"
+    if effect not in EFFECTS:
+        raise PolicyError(f"{where}: effect {effect!r} must be allow or deny")
+    tenant = _tenant(fields[4], where, wildcard=True) if len(fields) > 4 else "*"
+    if action == READ and effect == "allow":
+        raise PolicyError(f"{where}: reading is granted by the sources' acl rules (or "
+                          "`clearance acl set`), not by policy; a read rule can only deny")
+    if action == READ and not obj.startswith(("source:", "doc:")) and obj != "*":
+        raise PolicyError(f"{where}: a read deny names source:NAME or doc:SOURCE:PATH, "
+                          f"not {obj!r}")
+    return Rule(subject, obj, action, effect, tenant)
+
+
+def parse_policy(text: str, path: Path | str = "policy") -> Policy:
+    """Every line checked; PolicyError names the first bad one."""
+    memberships: list[Membership] = []
+    rules: list[Rule] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        where = f"{path}:{number}"
+        fields = [f.strip() for f in next(csv.reader([line], skipinitialspace=True))]
+        kind, rest = fields[0], fields[1:]
+        if kind == "g":
+            memberships.append(parse_membership(rest, where))
+        elif kind == "p":
+            rules.append(parse_rule(rest, where))
+        else:
+            raise PolicyError(f"{where}: a line starts with 'g,' (membership) or 'p,' (rule), "
+                              f"not {kind!r}")
+    return Policy(tuple(memberships), tuple(rules))
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    lock = path.with_name(f".{path.name}.lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def edit_policy_file(
+    path: Path, *, add: Sequence[Membership | Rule] = (), remove: Sequence[Membership | Rule] = ()
+) -> tuple[int, int]:
+    """Append `add` (lines not already there) and delete `remove`, atomically, under a lock.
+
+    Comments and other lines are kept. The result is parsed before it replaces the file, so an
+    edit never leaves a policy that does not load. Returns (lines added, lines removed).
+    """
+    with _locked(path):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise PolicyError(f"cannot read policy file {path}: {exc}") from exc
+        current = parse_policy(text, path)
+        present = set(current.memberships) | set(current.rules)
+        doomed = set(remove)
+        kept, removed = [], 0
+        for raw in text.splitlines():
+            line = raw.strip()
+            if line and not line.startswith("#"):
+                try:
+                    parsed = parse_policy(line).memberships or parse_policy(line).rules
+                except PolicyError:
+                    parsed = ()
+                if parsed and parsed[0] in doomed:
+                    removed += 1
+                    continue
+            kept.append(raw)
+        new = [item for item in dict.fromkeys(add) if item not in present]
+        kept += [item.line() for item in new]
+        result = "\n".join(kept) + "\n"
+        parse_policy(result, path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(result)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return len(new), removed

@@ -7,11 +7,17 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from api.settings import Settings, config_path_from, load_settings
 from ingest.errors import IngestError
 from policies.enforcer import PolicyError
 from retrieval.errors import RetrievalError
+
+if TYPE_CHECKING:
+    from policies.enforcer import PolicyEngine
+    from policies.policy_file import Membership, Rule
+    from retrieval.quarantine import Kind
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -114,11 +120,24 @@ def _index_rollback(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _audit_cli(settings: Settings, action: str, **details: object) -> None:
+    """Admin changes made from the CLI are audited like those made through the API."""
+    import getpass
+    from datetime import UTC, datetime
+
+    from retrieval.audit import AuditLog
+
+    AuditLog(settings.audit_log).append({
+        "time": datetime.now(UTC).isoformat(), "request_id": None, "action": action,
+        "caller": f"cli:{getpass.getuser()}", "outcome": "ok", **details})
+
+
 def _acl_set(args: argparse.Namespace, settings: Settings) -> int:
     from api.services import open_acl_overrides
 
     _known_document(settings, args.doc_id)
     open_acl_overrides(settings).set(args.doc_id, args.allow)
+    _audit_cli(settings, "acl.set", doc_id=args.doc_id, allow=args.allow)
     print(f"{args.doc_id}: readable by {' '.join(args.allow)} in every index version, from the "
           "next query on")
     return 0
@@ -130,6 +149,7 @@ def _acl_clear(args: argparse.Namespace, settings: Settings) -> int:
     if not open_acl_overrides(settings).clear(args.doc_id):
         print(f"{args.doc_id} has no ACL override; nothing changed")
         return 1
+    _audit_cli(settings, "acl.clear", doc_id=args.doc_id)
     print(f"{args.doc_id}: the config's ACL rules apply again, from the next query on")
     return 0
 
@@ -163,6 +183,106 @@ def _known_document(settings: Settings, doc_id: str) -> None:
             f"{doc_id} is in no index version; document ids are SOURCE:PATH, as "
             "`clearance acl show` and search results print them"
         )
+
+
+def _policy_engine(settings: Settings) -> PolicyEngine:
+    from policies.enforcer import PolicyEngine
+
+    return PolicyEngine(settings.casbin_model, settings.casbin_policy)
+
+
+def _policy_show(args: argparse.Namespace, settings: Settings) -> int:
+    engine = _policy_engine(settings)
+    print(f"# policy {settings.casbin_policy} version {engine.version}")
+    for line in [r.line() for r in engine.policy.rules] + [
+            m.line() for m in engine.policy.memberships]:
+        print(line)
+    return 0
+
+
+def _policy_lines(lines: Sequence[str]) -> list[Membership | Rule]:
+    from policies.policy_file import parse_policy
+
+    items: list[Membership | Rule] = []
+    for i, line in enumerate(lines, start=1):
+        policy = parse_policy(line, f"argument {i}")
+        items += [*policy.memberships, *policy.rules]
+    return items
+
+
+def _policy_change(args: argparse.Namespace, settings: Settings) -> int:
+    engine = _policy_engine(settings)
+    items = _policy_lines(args.lines)
+    before = engine.version
+    if args.policy_command == "add":
+        added, removed = engine.change(add=items)
+    else:
+        added, removed = engine.change(remove=items)
+    _audit_cli(settings, "policy.change", policy_before=before, policy_version=engine.version,
+               **{args.policy_command: [i.line() for i in items]})
+    print(f"{added} line(s) added, {removed} removed; policy version {engine.version} "
+          "(a running server applies it to its next request)")
+    return 0 if added + removed else 1
+
+
+def _policy_explain(args: argparse.Namespace, settings: Settings) -> int:
+    from api.services import open_catalog, open_document_access
+    from retrieval.explain import explain_read
+
+    catalog = open_catalog(settings)
+    result = explain_read(_policy_engine(settings), open_document_access(settings, catalog),
+                          catalog, args.user, args.doc_id)
+    print(f"{'ALLOWED' if result.allowed else 'DENIED'}: {result.user} reading {result.doc_id}")
+    for reason in result.reasons:
+        print(f"  {reason}")
+    return 0 if result.allowed else 2
+
+
+def _quarantine_target(args: argparse.Namespace) -> tuple[Kind, str]:
+    if args.source:
+        return "source", str(args.source)
+    return "document", str(args.doc)
+
+
+def _quarantine_add(args: argparse.Namespace, settings: Settings) -> int:
+    import getpass
+
+    from api.services import open_quarantine
+
+    kind, target = _quarantine_target(args)
+    if kind == "source" and target not in {s.name for s in settings.sources}:
+        raise ValueError(f"no source named {target!r} in {settings.config_path}")
+    if kind == "document":
+        _known_document(settings, target)
+    entry = open_quarantine(settings).add(kind, target, by=f"cli:{getpass.getuser()}",
+                                          reason=args.reason)
+    _audit_cli(settings, "quarantine.add", kind=kind, target=target, reason=args.reason)
+    print(f"{kind} {target} quarantined since {entry.at}: out of every caller's results from "
+          "the next query on, until `clearance quarantine release`")
+    return 0
+
+
+def _quarantine_release(args: argparse.Namespace, settings: Settings) -> int:
+    from api.services import open_quarantine
+
+    kind, target = _quarantine_target(args)
+    if open_quarantine(settings).release(kind, target) is None:
+        print(f"{kind} {target} is not quarantined; nothing changed")
+        return 1
+    _audit_cli(settings, "quarantine.release", kind=kind, target=target)
+    print(f"{kind} {target} released")
+    return 0
+
+
+def _quarantine_list(args: argparse.Namespace, settings: Settings) -> int:
+    from api.services import open_quarantine
+
+    entries = open_quarantine(settings).entries()
+    for e in entries:
+        print(f"{e.kind:<8} {e.target}  by {e.by} at {e.at}  {e.reason}")
+    if not entries:
+        print("nothing is quarantined")
+    return 0
 
 
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
@@ -218,6 +338,31 @@ def build_parser() -> argparse.ArgumentParser:
         acl).add_argument("doc_id", metavar="DOC_ID")
     add("show", _acl_show, "DOC_ID's ACL in each index version, as built and as served",
         acl).add_argument("doc_id", metavar="DOC_ID")
+
+    policy = sub.add_parser("policy", help="the Casbin policy: show, change, explain"
+                            ).add_subparsers(dest="policy_command", required=True)
+    add("show", _policy_show, "print the policy in force and its version", policy)
+    for verb, text in (("add", "append lines"), ("remove", "delete lines")):
+        add(verb, _policy_change, f"{text} in the policy file's format, e.g. "
+            "'g, user:dave, group:staff' (checked first; in force at the next request)",
+            policy).add_argument("lines", nargs="+", metavar="LINE")
+    explain = add("explain", _policy_explain,
+                  "whether USER may read DOC_ID now, and the rules that decide it", policy)
+    explain.add_argument("user", metavar="USER")
+    explain.add_argument("doc_id", metavar="DOC_ID")
+
+    quarantine = sub.add_parser("quarantine", help="take a document or source out of every "
+                                "caller's results").add_subparsers(
+        dest="quarantine_command", required=True)
+    for verb, func, text in (("add", _quarantine_add, "quarantine a document or a source"),
+                             ("release", _quarantine_release, "release a quarantine")):
+        q = add(verb, func, text, quarantine)
+        target = q.add_mutually_exclusive_group(required=True)
+        target.add_argument("--doc", metavar="DOC_ID")
+        target.add_argument("--source", metavar="NAME")
+        if verb == "add":
+            q.add_argument("--reason", required=True, help="why; recorded and audited")
+    add("list", _quarantine_list, "what is quarantined, by whom, when and why", quarantine)
 
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(
         dest="audit_command", required=True)

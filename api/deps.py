@@ -66,6 +66,12 @@ def get_scope(
 ScopeDep = Annotated[Scope, Depends(get_scope)]
 
 
+# Every route declares what it needs, through exactly one of these dependencies; a test walks
+# the app's routes and fails on any that declares nothing (tests/api/test_route_permissions.py).
+PUBLIC = ("public", "")  # no key needed: health only
+CALLER = ("documents", "read")  # any caller with a key; results filtered by their own access
+
+
 def require(resource: str, action: str) -> Callable[..., Scope]:
     """A dependency that lets the call through only if Casbin grants `action` on `resource`."""
 
@@ -80,3 +86,20 @@ def require(resource: str, action: str) -> Callable[..., Scope]:
 
     check.permission = (resource, action)  # type: ignore[attr-defined]
     return check
+
+
+def _caller(scope: ScopeDep) -> Scope:
+    return scope
+
+
+def _public() -> None:
+    return None
+
+
+_caller.permission = CALLER  # type: ignore[attr-defined]
+_public.permission = PUBLIC  # type: ignore[attr-defined]
+
+# Annotate search and chat callers with this: the caller's own scope, no admin permission.
+CallerDep = Annotated[Scope, Depends(_caller)]
+# Put `dependencies=[Public]` on a route that needs no key.
+Public = Depends(_public)

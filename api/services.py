@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from api.config_watch import ConfigRules
 from api.keys import KeyStore
@@ -63,6 +65,15 @@ class Services:
     retriever: Retriever
     retrieval: RetrievalService
     jobs: JobRunner
+    audit: AuditLog
+
+    def audit_admin(self, action: str, *, caller: str, request_id: str | None,
+                    **details: Any) -> None:
+        """Record an admin change (policy, ACL, quarantine, keys) in the audit log, before the
+        change is reported done; AuditWriteError if it cannot be written."""
+        self.audit.append({"time": datetime.now(UTC).isoformat(), "request_id": request_id,
+                           "action": action, "caller": caller,
+                           "policy_version": self.policy.version, "outcome": "ok", **details})
 
     def close(self) -> None:
         self.retriever.close()
@@ -73,6 +84,7 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     embedder = embedder or Embedder()
     catalog = open_catalog(settings)
     access = open_document_access(settings, catalog)
+    audit = AuditLog(settings.audit_log)
     retriever = Retriever(catalog, embedder, access)
     return Services(
         settings=settings,
@@ -83,7 +95,8 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         access=access,
         retriever=retriever,
         retrieval=RetrievalService(
-            retriever, embedder, AuditLog(settings.audit_log), settings.retrieval
+            retriever, embedder, audit, settings.retrieval
         ),
         jobs=JobRunner(settings.config_path, settings.data_dir),
+        audit=audit,
     )

@@ -24,6 +24,7 @@ from policies.policy_file import (
     PolicyError,
     Rule,
     edit_policy_file,
+    is_document_object,
     parse_policy,
 )
 from policies.principals import DEFAULT_TENANT, is_principal, normalize, token
@@ -158,6 +159,7 @@ class PolicyEngine:
             Denial(rule.tenant, rule.obj, rule)
             for rule in loaded.policy.rules
             if rule.effect == "deny" and rule.action in (READ, "*")
+            and (is_document_object(rule.obj) or rule.obj == "*")
             for tenant, principals in by_tenant.items()
             if rule.tenant in ("*", tenant) and rule.subject in principals
         )

@@ -7,7 +7,8 @@
 TENANT defaults to "default" for `g` lines and to "*" (every tenant) for `p` lines; EFFECT is
 "allow" (the default) or "deny", and a deny overrides every allow. Admin permissions are `p`
 lines on admin objects (index, policy, keys, audit, quarantine, answering, ...). Reading
-documents is granted by the sources' ACL rules, not here; a `p` line can only take it away:
+documents is granted by the sources' ACL rules, not here; a `p` line can only take it away
+(and a `p, SUBJECT, *, *, deny` takes away everything, reading included):
 `p, SUBJECT, source:NAME, read, deny` or `p, SUBJECT, doc:SOURCE:PATH, read, deny` (a `*` in the
 object matches any characters). Every name is checked, and a file with one bad line is refused
 whole, with the line number, so a typo never half-applies a policy.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import csv
 import fcntl
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -109,13 +111,29 @@ def parse_rule(fields: Sequence[str], where: str) -> Rule:
     if effect not in EFFECTS:
         raise PolicyError(f"{where}: effect {effect!r} must be allow or deny")
     tenant = _tenant(fields[4], where, wildcard=True) if len(fields) > 4 else "*"
-    if action == READ and effect == "allow":
-        raise PolicyError(f"{where}: reading is granted by the sources' acl rules (or "
-                          "`clearance acl set`), not by policy; a read rule can only deny")
-    if action == READ and not obj.startswith(("source:", "doc:")) and obj != "*":
-        raise PolicyError(f"{where}: a read deny names source:NAME or doc:SOURCE:PATH, "
-                          f"not {obj!r}")
+    if is_document_object(obj):
+        if effect == "allow":
+            raise PolicyError(f"{where}: reading is granted by the sources' acl rules (or "
+                              "`clearance acl set`), not by policy; a document rule can only "
+                              "deny")
+        if action not in (READ, "*"):
+            raise PolicyError(f"{where}: the only action on {obj!r} is read")
     return Rule(subject, obj, action, effect, tenant)
+
+
+def is_document_object(obj: str) -> bool:
+    """True for "source:NAME" and "doc:ID" (patterns too): objects that reading applies to."""
+    return obj.startswith(("source:", "doc:"))
+
+
+def document_pattern_matches(pattern: str, doc_id: str, source: str) -> bool:
+    """Whether a read deny's object ("*", "source:NAME" or "doc:ID", `*` for any characters)
+    covers a document; the same matching as Casbin's keyMatch."""
+    if pattern == "*":
+        return True
+    kind, _, name = pattern.partition(":")
+    regex = ".*".join(re.escape(part) for part in name.split("*"))
+    return re.fullmatch(regex, source if kind == "source" else doc_id) is not None
 
 
 def parse_policy(text: str, path: Path | str = "policy") -> Policy:

@@ -43,3 +43,12 @@ def token(tenant: str, principal: str) -> str:
 def tokens(tenant: str, principals: Iterable[str]) -> tuple[str, ...]:
     """Tokens of several principals, in order, without repeats."""
     return tuple(dict.fromkeys(token(tenant, p) for p in principals))
+
+
+def split_token(value: str) -> tuple[str, str]:
+    """(tenant, principal) of an ACL token: the inverse of token()."""
+    head = value.split(":", 1)[0]
+    if "/" in head:
+        tenant, _, principal = value.partition("/")
+        return tenant, principal
+    return DEFAULT_TENANT, value

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from pathlib import Path
 
 from ingest.settings import SourceSettings
 from ingest.sources import document_acl
+from policies.policy_file import document_pattern_matches
 from policies.principals import is_principal, normalize
 from retrieval.errors import StoreError
 from retrieval.files import write_json_atomic
@@ -150,19 +150,14 @@ class VersionAccess:
         docs: set[str] = set()
         sources: set[str] = set()
         for pattern in scope.denied:
-            if pattern == "*":
-                sources.update(e.source for e in self.documents.values())
-            elif "*" not in pattern:
-                kind, _, name = pattern.partition(":")
-                (sources if kind == "source" else docs).add(name)
-            else:
-                kind, _, name = pattern.partition(":")
-                regex = re.compile(".*".join(re.escape(part) for part in name.split("*")))
-                if kind == "source":
-                    sources.update(e.source for e in self.documents.values()
-                                   if regex.fullmatch(e.source))
-                else:
-                    docs.update(d for d in self.documents if regex.fullmatch(d))
+            kind, _, name = pattern.partition(":")
+            if kind == "source" and "*" not in name:
+                sources.add(name)
+            elif kind == "doc" and "*" not in name:
+                docs.add(name)
+            else:  # a pattern: expanded against this version's documents
+                docs.update(d for d, e in self.documents.items()
+                            if document_pattern_matches(pattern, d, e.source))
         return frozenset(docs), frozenset(sources)
 
     def acl_now(self, payload: Mapping[str, object]) -> object:
@@ -197,6 +192,10 @@ class DocumentAccess:
         self.quarantine = quarantine
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[object, VersionAccess]] = {}
+
+    def sources(self) -> list[SourceSettings]:
+        """The declared sources as the config says now."""
+        return list(self._rules()[1].values())
 
     def acl_now(self, entry: DocumentEntry, doc_id: str) -> Acl:
         _, rules = self._rules()

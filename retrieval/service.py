@@ -103,6 +103,7 @@ class RetrievalService:
             "action": action,
             "caller": f"user:{scope.user}",
             "principals": sorted(scope.principals),
+            "denied": list(scope.denied),
             "policy_version": scope.policy_version,
             "query": query,
         }

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import RequestIdDep, ScopeDep, ServicesDep
+from api.deps import CallerDep, RequestIdDep, ServicesDep
 from api.schemas import ChatRequest, ChatResponse, ErrorResponse
 from retrieval.answerer import citation_fields
 
@@ -19,7 +19,7 @@ router = APIRouter()
     responses={401: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
 )
 def chat(
-    body: ChatRequest, scope: ScopeDep, services: ServicesDep, request_id: RequestIdDep
+    body: ChatRequest, scope: CallerDep, services: ServicesDep, request_id: RequestIdDep
 ) -> dict[str, Any]:
     result = services.retrieval.chat(
         body.message, scope=scope, top_k=body.top_k, request_id=request_id

@@ -6,11 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import ServicesDep
+from api.deps import Public, ServicesDep
 
 router = APIRouter()
 
 
-@router.get("/healthz")
+@router.get("/healthz", dependencies=[Public])
 def healthz(services: ServicesDep) -> dict[str, Any]:
     return {"status": "ok", "index_version": services.catalog.current()}

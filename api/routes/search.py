@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import RequestIdDep, ScopeDep, ServicesDep
+from api.deps import CallerDep, RequestIdDep, ServicesDep
 from api.schemas import ErrorResponse, SearchRequest, SearchResponse
 
 router = APIRouter()
@@ -21,7 +21,7 @@ _RESULT_FIELDS = ("doc_id", "source", "title", "uri", "page", "doc_version",
     responses={401: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
 )
 def search(
-    body: SearchRequest, scope: ScopeDep, services: ServicesDep, request_id: RequestIdDep
+    body: SearchRequest, scope: CallerDep, services: ServicesDep, request_id: RequestIdDep
 ) -> dict[str, Any]:
     retrieved = services.retrieval.search(
         body.query, scope=scope, top_k=body.top_k, request_id=request_id

@@ -29,12 +29,12 @@ class ConfigRules:
         self._generation = 0
         self._rules: SourceRules = {s.name: s for s in settings.sources}
 
-    def _stat(self) -> tuple[int, int] | None:
+    def _stat(self) -> tuple[int, ...] | None:
         try:
             st = os.stat(self._path)
         except OSError:
             return None
-        return (st.st_mtime_ns, st.st_size)
+        return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
 
     def __call__(self) -> tuple[object, SourceRules]:
         with self._lock:

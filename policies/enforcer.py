@@ -59,12 +59,15 @@ class _Loaded:
     enforcer: casbin.Enforcer
     policy: Policy
     version: str
-    stamp: tuple[int, int, int, int]
+    stamp: tuple[int, ...]
 
 
-def _stamp(model: Path, policy: Path) -> tuple[int, int, int, int]:
+def _stamp(model: Path, policy: Path) -> tuple[int, ...]:
+    """Changes with any write or replacement of either file, even a same-size edit within one
+    mtime tick or one that restores the mtime (the inode and ctime change too)."""
     m, p = model.stat(), policy.stat()
-    return (m.st_mtime_ns, m.st_size, p.st_mtime_ns, p.st_size)
+    return tuple(x for st in (m, p) for x in (st.st_ino, st.st_mtime_ns, st.st_ctime_ns,
+                                                st.st_size))
 
 
 class PolicyEngine:

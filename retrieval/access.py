@@ -48,12 +48,12 @@ SourceRules = Mapping[str, SourceSettings]
 RulesProvider = Callable[[], tuple[object, SourceRules]]
 
 
-def _file_key(path: Path) -> tuple[int, int] | None:
+def _file_key(path: Path) -> tuple[int, ...] | None:
     try:
         st = os.stat(path)
     except FileNotFoundError:
         return None
-    return (st.st_mtime_ns, st.st_size)
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
 
 
 class AclOverrides:

@@ -49,12 +49,12 @@ class Quarantine:
         self._key: object = ()
         self._entries: list[QuarantineEntry] = []
 
-    def _stat(self) -> tuple[int, int] | None:
+    def _stat(self) -> tuple[int, ...] | None:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             return None
-        return (st.st_mtime_ns, st.st_size)
+        return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
 
     def _read(self) -> list[QuarantineEntry]:
         if not self.path.exists():

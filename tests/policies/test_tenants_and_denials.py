@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from pathlib import Path
 
@@ -103,3 +104,15 @@ def test_edits_keep_comments_refuse_bad_results_and_apply_at_once(tmp_path: Path
     assert engine.change(add=[Membership("user:dave", "group:staff")]) == (0, 0)  # no repeat
     assert engine.change(add=[Rule("user:dave", "index", "read", "deny", "acme")]) == (1, 0)
     assert "p, user:dave, index, read, deny, acme" in engine.path.read_text(encoding="utf-8")
+
+
+def test_a_same_size_edit_that_keeps_the_mtime_is_still_seen(tmp_path: Path):
+    engine = _engine(tmp_path, "g, user:dave, group:staff\n")
+    assert "group:staff" in engine.subject("dave").tokens
+    before = engine.path.stat()
+    tmp = tmp_path / "new.csv"
+    tmp.write_text("g, user:dave, group:sales\n", encoding="utf-8")  # same length
+    tmp.replace(engine.path)
+    os.utime(engine.path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert engine.path.stat().st_size == before.st_size
+    assert engine.subject("dave").tokens == {"user:dave", "group:sales"}

@@ -23,12 +23,10 @@ import httpx
 import pytest
 
 from api.app import create_app
-from api.config_watch import ConfigRules
 from api.keys import KeyStore
-from api.services import build_services, open_acl_overrides, open_catalog
+from api.services import build_services, open_catalog, open_document_access
 from api.settings import load_settings
 from ingest.pipeline import build_index_version
-from retrieval.access import DocumentAccess
 from retrieval.embedder import Embedder
 from retrieval.errors import StoreError
 from retrieval.retriever import Retriever
@@ -178,8 +176,7 @@ def test_a_version_built_with_another_embedder_is_refused_with_a_clear_error(
     catalog.switch(other)
 
     # (a) The retriever refuses it, naming both embedders and what to do.
-    access = DocumentAccess(catalog, ConfigRules(settings), open_acl_overrides(settings))
-    retriever = Retriever(catalog, embedder, access)
+    retriever = Retriever(catalog, embedder, open_document_access(settings, catalog))
     scope = Scope(user="dave", principals=frozenset({"user:dave", "group:staff"}),
                   policy_version="test")
     try:

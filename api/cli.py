@@ -296,6 +296,13 @@ def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if result.ok else 1
 
 
+def _doc_id(value: str) -> str:
+    """Document ids are Unicode NFC, whatever form the terminal passed."""
+    from policies.principals import normalize
+
+    return normalize(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", default=argparse.SUPPRESS,
@@ -331,13 +338,13 @@ def build_parser() -> argparse.ArgumentParser:
     acl = sub.add_parser("acl", help="per-document ACLs, applied to every index version "
                          "without re-indexing").add_subparsers(dest="acl_command", required=True)
     acl_set = add("set", _acl_set, "make DOC_ID readable by exactly the given principals", acl)
-    acl_set.add_argument("doc_id", metavar="DOC_ID")
+    acl_set.add_argument("doc_id", metavar="DOC_ID", type=_doc_id)
     acl_set.add_argument("--allow", action="append", required=True, metavar="PRINCIPAL",
                          help="user:NAME, group:NAME or role:NAME; repeat for several")
     add("clear", _acl_clear, "drop DOC_ID's override: the config rules apply again",
-        acl).add_argument("doc_id", metavar="DOC_ID")
+        acl).add_argument("doc_id", metavar="DOC_ID", type=_doc_id)
     add("show", _acl_show, "DOC_ID's ACL in each index version, as built and as served",
-        acl).add_argument("doc_id", metavar="DOC_ID")
+        acl).add_argument("doc_id", metavar="DOC_ID", type=_doc_id)
 
     policy = sub.add_parser("policy", help="the Casbin policy: show, change, explain"
                             ).add_subparsers(dest="policy_command", required=True)
@@ -349,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain = add("explain", _policy_explain,
                   "whether USER may read DOC_ID now, and the rules that decide it", policy)
     explain.add_argument("user", metavar="USER")
-    explain.add_argument("doc_id", metavar="DOC_ID")
+    explain.add_argument("doc_id", metavar="DOC_ID", type=_doc_id)
 
     quarantine = sub.add_parser("quarantine", help="take a document or source out of every "
                                 "caller's results").add_subparsers(
@@ -358,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
                              ("release", _quarantine_release, "release a quarantine")):
         q = add(verb, func, text, quarantine)
         target = q.add_mutually_exclusive_group(required=True)
-        target.add_argument("--doc", metavar="DOC_ID")
+        target.add_argument("--doc", metavar="DOC_ID", type=_doc_id)
         target.add_argument("--source", metavar="NAME")
         if verb == "add":
             q.add_argument("--reason", required=True, help="why; recorded and audited")

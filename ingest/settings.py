@@ -17,6 +17,11 @@ class AclRule(BaseModel):
     glob: str = Field(min_length=1)
     allow: list[str] = Field(min_length=1)
 
+    @field_validator("glob")
+    @classmethod
+    def _nfc_glob(cls, glob: str) -> str:
+        return normalize(glob)  # document paths are matched in NFC
+
     @field_validator("allow")
     @classmethod
     def _principals(cls, allow: list[str]) -> list[str]:

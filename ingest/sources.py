@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ingest.errors import ConfigError
 from ingest.settings import AclRule, SourceSettings
-from policies.principals import tokens
+from policies.principals import normalize, tokens
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class SourceFile:
 
     source: str
     path: Path
-    uri: str  # path relative to the source root, with forward slashes
+    uri: str  # path relative to the source root, with forward slashes, Unicode NFC
     modified_at: datetime
     acl: tuple[str, ...] | None  # ACL tokens; None: no rule matched, so nobody may read it
 
@@ -74,7 +74,9 @@ def discover(sources: Sequence[SourceSettings]) -> Iterator[SourceFile]:
                 resolved = path.resolve()
                 if not resolved.is_file() or not resolved.is_relative_to(root):
                     continue
-                uri = path.relative_to(root).as_posix()
+                # NFC, like every name the policy compares it with: a file saved with an NFD
+                # name (macOS) gets the same id as the name typed in a deny rule or a command.
+                uri = normalize(path.relative_to(root).as_posix())
                 mtime = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
                 yield SourceFile(source.name, path, uri, mtime, document_acl(source, uri))
 

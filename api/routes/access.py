@@ -6,9 +6,10 @@ from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from api.deps import RequestIdDep, ServicesDep, require
+from policies.principals import normalize
 from retrieval.scope import Scope
 
 router = APIRouter(prefix="/v1/admin")
@@ -28,7 +29,7 @@ class QuarantineBody(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
     kind: Literal["document", "source"]
-    target: str = Field(min_length=1, max_length=2000)
+    target: Annotated[str, AfterValidator(normalize)] = Field(min_length=1, max_length=2000)
     reason: str = Field(default="", max_length=2000)
 
 
@@ -40,6 +41,7 @@ def _known_document(services: ServicesDep, doc_id: str) -> None:
 @router.put("/documents/{doc_id:path}/acl")
 def set_acl(doc_id: str, body: AclBody, scope: CanWriteAcl, services: ServicesDep,
             request_id: RequestIdDep) -> dict[str, Any]:
+    doc_id = normalize(doc_id)
     _known_document(services, doc_id)
     try:
         services.access.overrides.set(doc_id, body.allow)
@@ -53,6 +55,7 @@ def set_acl(doc_id: str, body: AclBody, scope: CanWriteAcl, services: ServicesDe
 @router.delete("/documents/{doc_id:path}/acl")
 def clear_acl(doc_id: str, scope: CanWriteAcl, services: ServicesDep,
               request_id: RequestIdDep) -> dict[str, Any]:
+    doc_id = normalize(doc_id)
     if not services.access.overrides.clear(doc_id):
         raise HTTPException(status_code=404, detail=f"{doc_id} has no ACL override")
     services.audit_admin("acl.clear", caller=f"user:{scope.user}", request_id=request_id,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import RequestIdDep, ServicesDep, require
 from policies.policy_file import Membership, PolicyError, Rule, parse_policy
+from policies.principals import normalize
 from retrieval.explain import explain_read
 from retrieval.scope import Scope
 
@@ -71,4 +72,5 @@ def change_policy(body: PolicyChange, scope: CanWritePolicy, services: ServicesD
 
 @router.get("/explain")
 def explain(user: str, doc: str, scope: CanReadPolicy, services: ServicesDep) -> dict[str, Any]:
-    return asdict(explain_read(services.policy, services.access, services.catalog, user, doc))
+    return asdict(explain_read(services.policy, services.access, services.catalog,
+                               normalize(user), normalize(doc)))

@@ -1,0 +1,154 @@
+"""Serve a generated world over real HTTP on either store backend.
+
+The edge backend goes through the real composition root (`build_services`). qdrant-client's
+`:memory:` mode lives inside one client object, so that deployment is built by hand: the index
+is built into a catalog over one ServerBackend, and the served Services get a catalog over that
+same backend (otherwise as `build_services` builds them).
+
+Before serving, a second index version is built from the first with chunks planted in it that
+have no usable ACL (see world.Planted): the store filter and the re-check must drop them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from unittest import mock
+
+from qdrant_client import QdrantClient
+
+import api.services
+from api.app import create_app
+from api.keys import KeyStore
+from api.services import Services, build_services, open_acl_overrides
+from api.settings import Settings, load_settings
+from ingest.pipeline import IngestReport, build_index_version
+from ingest.tagging import point_id
+from retrieval.edge_store import EdgeBackend
+from retrieval.embedder import Embedder
+from retrieval.quarantine import Quarantine
+from retrieval.server_store import ServerBackend
+from retrieval.store import StoredChunk, VectorBackend
+from retrieval.versions import VersionCatalog, new_version_id
+from tests.conftest import REPO, LiveServer
+from tests.leak.world import MISSING, World
+
+BACKENDS = ("edge", "qdrant-memory")
+
+
+@dataclass
+class LeakDeployment:
+    world: World
+    backend: str
+    root: Path
+    settings: Settings
+    services: Services
+    url: str
+    keys: dict[str, str]
+    report: IngestReport
+    built_version: str  # the version the pipeline built
+    served_version: str  # the version served: the built one plus the planted chunks
+
+
+def _plant(world: World, catalog: VersionCatalog, embedder: Embedder) -> str:
+    """A new version: every chunk of the current one, plus world.planted; switched to."""
+    current = catalog.current()
+    assert current is not None
+    reader = catalog.backend.open(current)
+    try:
+        chunks = list(reader.iter_chunks())
+    finally:
+        reader.close()
+    version_id = new_version_id()
+    template = chunks[0].payload
+    vectors = embedder.embed_documents([p.text for p in world.planted])
+    planted = []
+    for p, vector in zip(world.planted, vectors, strict=True):
+        payload = {
+            **template,
+            "chunk_id": point_id(p.doc_id, 0),
+            "chunk_index": 0,
+            "doc_id": p.doc_id,
+            "source": p.source,
+            "uri": p.uri,
+            "title": p.uri,
+            "index_version": version_id,
+            "text": p.text,
+        }
+        if p.payload_acl is MISSING:
+            del payload["acl"]
+        else:
+            payload["acl"] = p.payload_acl
+        planted.append(StoredChunk(point_id(p.doc_id, 0), vector.tolist(), payload))
+    copies = [StoredChunk(c.point_id, c.vector, {**c.payload, "index_version": version_id})
+              for c in chunks]
+    writer = catalog.backend.create(version_id, dim=embedder.dim)
+    try:
+        writer.upsert(copies + planted)
+        # The document table stays the built one: planted chunks belong to no document.
+        catalog.record_documents(version_id, catalog.documents(current))
+        info = catalog.get(current)
+        assert info is not None
+        catalog.record(replace(info, id=version_id, created_at=datetime.now(UTC).isoformat(),
+                               chunks=len(copies) + len(planted)))
+        writer.seal()
+    except BaseException:
+        writer.abort()
+        raise
+    catalog.switch(version_id)
+    return version_id
+
+
+def _services_over(settings: Settings, embedder: Embedder, catalog: VersionCatalog) -> Services:
+    """What api.services.build_services builds, with `catalog` in place of the one it opens."""
+    with mock.patch.object(api.services, "open_catalog", lambda *_args, **_kw: catalog):
+        return build_services(settings, embedder=embedder)
+
+
+@contextmanager
+def serve_world(world: World, backend: str, root: Path, embedder: Embedder
+                ) -> Iterator[LeakDeployment]:
+    config = world.write(root, REPO / "policies" / "model.conf")
+    settings = load_settings(config)
+    overrides = open_acl_overrides(settings)
+    for doc_id, acl in world.ingest_overrides.items():
+        overrides.set(doc_id, acl)
+
+    store: VectorBackend
+    if backend == "edge":
+        store = EdgeBackend(settings.index_dir)
+    elif backend == "qdrant-memory":
+        store = ServerBackend(QdrantClient(":memory:"), prefix=f"leak{world.seed}")
+    else:
+        raise ValueError(backend)
+    catalog = VersionCatalog(settings.data_dir / "versions", store)
+    report = build_index_version(
+        settings.sources, settings.ingest, catalog=catalog, embedder=embedder,
+        acl_overrides=overrides.current()[1],
+    )
+    built = report.version_id
+    served = _plant(world, catalog, embedder)
+
+    keystore = KeyStore(settings.keys_file)
+    keys = {user: keystore.create(user) for user in world.users}
+
+    if backend == "edge":
+        store.close()
+        services = build_services(settings, embedder=embedder)
+    else:
+        services = _services_over(settings, embedder, catalog)
+    app = create_app(settings, services)
+    with LiveServer(app) as url:
+        # Set while the server runs, as the CLI would: both files are re-read per query.
+        for doc_id, acl in world.live_overrides.items():
+            overrides.set(doc_id, acl)
+        quarantine = Quarantine(settings.data_dir / "quarantine.json")
+        for doc_id in world.quarantined_docs:
+            quarantine.add("document", doc_id, by="user:leak-suite", reason="leak suite")
+        for source in world.quarantined_sources:
+            quarantine.add("source", source, by="user:leak-suite", reason="leak suite")
+        yield LeakDeployment(world, backend, root, settings, services, url, keys, report,
+                             built, served)

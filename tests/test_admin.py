@@ -74,7 +74,9 @@ def test_the_403_list_covers_every_admin_route(admin_deployment: Deployment):
 
 
 def _fits(template: str, path: str) -> bool:
-    pattern = re.sub(r"\\{[^}]+\\}", "[^?]+", re.escape(template)) + r"(\\?.*)?"
+    # re.escape turns "{name}" into "\{name\}": a path parameter matches one or more
+    # characters; a query string may follow.
+    pattern = re.sub(r"\\\{[^}]+\\\}", "[^?]+", re.escape(template)) + r"(\?.*)?"
     return re.fullmatch(pattern, path) is not None
 
 

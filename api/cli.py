@@ -123,13 +123,11 @@ def _index_rollback(args: argparse.Namespace, settings: Settings) -> int:
 def _audit_cli(settings: Settings, action: str, **details: object) -> None:
     """Admin changes made from the CLI are audited like those made through the API."""
     import getpass
-    from datetime import UTC, datetime
 
-    from retrieval.audit import AuditLog
+    from retrieval.audit import AuditLog, admin_record
 
-    AuditLog(settings.audit_log).append({
-        "time": datetime.now(UTC).isoformat(), "request_id": None, "action": action,
-        "caller": f"cli:{getpass.getuser()}", "outcome": "ok", **details})
+    AuditLog(settings.audit_log).append(
+        admin_record(action, caller=f"cli:{getpass.getuser()}", request_id=None, **details))
 
 
 def _acl_set(args: argparse.Namespace, settings: Settings) -> int:
@@ -177,8 +175,7 @@ def _acl_show(args: argparse.Namespace, settings: Settings) -> int:
 def _known_document(settings: Settings, doc_id: str) -> None:
     from api.services import open_catalog
 
-    catalog = open_catalog(settings)
-    if not any(doc_id in catalog.documents(info.id) for info in catalog.sealed()):
+    if not open_catalog(settings).has_document(doc_id):
         raise ValueError(
             f"{doc_id} is in no index version; document ids are SOURCE:PATH, as "
             "`clearance acl show` and search results print them"

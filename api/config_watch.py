@@ -9,12 +9,12 @@ in the log, once per change.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 from api.settings import Settings, load_settings
 from ingest.errors import ConfigError
 from retrieval.access import SourceRules
+from retrieval.files import file_stamp
 
 log = logging.getLogger(__name__)
 
@@ -25,20 +25,13 @@ class ConfigRules:
     def __init__(self, settings: Settings) -> None:
         self._path = settings.config_path
         self._lock = threading.Lock()
-        self._key = self._stat()
+        self._key = file_stamp(self._path)
         self._generation = 0
         self._rules: SourceRules = {s.name: s for s in settings.sources}
 
-    def _stat(self) -> tuple[int, ...] | None:
-        try:
-            st = os.stat(self._path)
-        except OSError:
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
-
     def __call__(self) -> tuple[object, SourceRules]:
         with self._lock:
-            key = self._stat()
+            key = file_stamp(self._path)
             if key != self._key:
                 self._key = key
                 try:

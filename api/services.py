@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from api.config_watch import ConfigRules
@@ -12,7 +11,7 @@ from api.settings import Settings
 from ingest.jobs import JobRunner
 from policies.enforcer import PolicyEngine
 from retrieval.access import AclOverrides, DocumentAccess
-from retrieval.audit import AuditLog
+from retrieval.audit import AuditLog, admin_record
 from retrieval.embedder import Embedder
 from retrieval.quarantine import Quarantine
 from retrieval.retriever import Retriever
@@ -71,9 +70,8 @@ class Services:
                     **details: Any) -> None:
         """Record an admin change (policy, ACL, quarantine, keys) in the audit log, before the
         change is reported done; AuditWriteError if it cannot be written."""
-        self.audit.append({"time": datetime.now(UTC).isoformat(), "request_id": request_id,
-                           "action": action, "caller": caller,
-                           "policy_version": self.policy.version, "outcome": "ok", **details})
+        self.audit.append(admin_record(action, caller=caller, request_id=request_id,
+                                       policy_version=self.policy.version, **details))
 
     def close(self) -> None:
         self.retriever.close()

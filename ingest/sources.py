@@ -31,16 +31,19 @@ class SourceFile:
         return f"{self.source}:{self.uri}"
 
 
-def acl_for(rules: Sequence[AclRule], uri: str) -> tuple[str, ...] | None:
-    """The `allow` list of the first rule whose glob matches `uri`, or None.
+def matching_rule(rules: Sequence[AclRule], uri: str) -> int | None:
+    """The index of the first rule whose glob matches `uri`, or None.
 
     Globs match the whole relative path and `*` also crosses `/` (fnmatch rules), so
     `board/*` covers everything under board/.
     """
-    for rule in rules:
-        if fnmatch.fnmatchcase(uri, rule.glob):
-            return tuple(dict.fromkeys(rule.allow))
-    return None
+    return next((i for i, rule in enumerate(rules) if fnmatch.fnmatchcase(uri, rule.glob)), None)
+
+
+def acl_for(rules: Sequence[AclRule], uri: str) -> tuple[str, ...] | None:
+    """The `allow` list of the first rule whose glob matches `uri`, or None."""
+    index = matching_rule(rules, uri)
+    return None if index is None else tuple(dict.fromkeys(rules[index].allow))
 
 
 def document_acl(

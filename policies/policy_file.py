@@ -188,11 +188,8 @@ def edit_policy_file(
         for raw in text.splitlines():
             line = raw.strip()
             if line and not line.startswith("#"):
-                try:
-                    parsed = parse_policy(line).memberships or parse_policy(line).rules
-                except PolicyError:
-                    parsed = ()
-                if parsed and parsed[0] in doomed:
+                one = parse_policy(line)  # the whole file parsed above, so every line does
+                if {*one.memberships, *one.rules} & doomed:
                     removed += 1
                     continue
             kept.append(raw)

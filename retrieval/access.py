@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from ingest.sources import document_acl
 from policies.policy_file import document_pattern_matches
 from policies.principals import is_principal, normalize
 from retrieval.errors import StoreError
-from retrieval.files import write_json_atomic
+from retrieval.files import file_stamp, write_json_atomic
 from retrieval.quarantine import Quarantine, Quarantined
 from retrieval.scope import Scope
 from retrieval.store import ReadFilter
@@ -47,13 +46,6 @@ SourceRules = Mapping[str, SourceSettings]
 # Returns (a key that changes whenever the rules change, the sources by name).
 RulesProvider = Callable[[], tuple[object, SourceRules]]
 
-
-def _file_key(path: Path) -> tuple[int, ...] | None:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
 
 
 class AclOverrides:
@@ -74,7 +66,7 @@ class AclOverrides:
     def current(self) -> tuple[object, dict[str, Acl]]:
         """(a key that changes with the file, doc id → ACL)."""
         with self._lock:
-            key = _file_key(self.path)
+            key = file_stamp(self.path)
             if key != self._key:
                 self._acls = self._read() if key is not None else {}
                 self._key = key

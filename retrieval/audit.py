@@ -22,6 +22,7 @@ import os
 import threading
 from contextlib import suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,13 @@ def head_path_for(path: Path) -> Path:
     """The head file that sits beside a log: `<log>.head`."""
     path = Path(path)
     return path.with_name(path.name + ".head")
+
+
+def admin_record(action: str, *, caller: str, request_id: str | None,
+                 **details: Any) -> dict[str, Any]:
+    """The audit record of an admin change (policy, ACL, quarantine, keys), from API or CLI."""
+    return {"time": datetime.now(UTC).isoformat(), "request_id": request_id, "action": action,
+            "caller": caller, "outcome": "ok", **details}
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ a matching principal, the deny rule, the quarantine entry.
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass, field
 
+from ingest.sources import matching_rule
 from policies.enforcer import PolicyEngine
 from policies.policy_file import document_pattern_matches
 from policies.principals import DEFAULT_TENANT, split_token
@@ -45,8 +45,7 @@ def explain_read(
     elif source is None:
         origin = f"source {entry.source!r} is no longer declared"
     else:
-        rule = next((i for i, r in enumerate(source.acl) if fnmatch.fnmatchcase(entry.uri, r.glob)),
-                    None)
+        rule = matching_rule(source.acl, entry.uri)
         origin = ("no acl rule matches" if rule is None else
                   f"source {source.name!r} acl rule {rule + 1}: glob {source.acl[rule].glob!r} "
                   f"allow {', '.join(source.acl[rule].allow)}")

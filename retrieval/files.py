@@ -1,4 +1,4 @@
-"""Small durable-file helpers shared by the version catalog and the job records."""
+"""Small file helpers: durable JSON writes, and a stamp that tells a file changed."""
 
 from __future__ import annotations
 
@@ -28,3 +28,13 @@ def write_json_atomic(path: Path, data: Any) -> None:
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def file_stamp(path: Path) -> tuple[int, ...] | None:
+    """Changes with any write or replacement of the file, even a same-size edit within one mtime
+    tick or one that restores the mtime (inode and ctime change too); None if it is missing."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)

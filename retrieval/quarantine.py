@@ -9,7 +9,6 @@ the queries (StoreError) rather than serving what may have been quarantined.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from retrieval.errors import StoreError
-from retrieval.files import write_json_atomic
+from retrieval.files import file_stamp, write_json_atomic
 
 Kind = Literal["document", "source"]
 
@@ -49,13 +48,6 @@ class Quarantine:
         self._key: object = ()
         self._entries: list[QuarantineEntry] = []
 
-    def _stat(self) -> tuple[int, ...] | None:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
-
     def _read(self) -> list[QuarantineEntry]:
         if not self.path.exists():
             return []
@@ -68,7 +60,7 @@ class Quarantine:
 
     def entries(self) -> list[QuarantineEntry]:
         with self._lock:
-            key = self._stat()
+            key = file_stamp(self.path)
             if key != self._key:
                 self._entries = self._read()
                 self._key = key

@@ -84,6 +84,10 @@ class VersionCatalog:
             for doc_id, e in raw.items()
         }
 
+    def has_document(self, doc_id: str) -> bool:
+        """Whether any sealed version holds the document."""
+        return any(doc_id in self.documents(info.id) for info in self.sealed())
+
     def _documents_from_chunks(self, version_id: str) -> dict[str, DocumentEntry]:
         reader = self.backend.open(version_id)
         try:

@@ -34,7 +34,7 @@ class QuarantineBody(BaseModel):
 
 
 def _known_document(services: ServicesDep, doc_id: str) -> None:
-    if not any(doc_id in services.catalog.documents(v.id) for v in services.catalog.sealed()):
+    if not services.catalog.has_document(doc_id):
         raise HTTPException(status_code=404, detail=f"{doc_id} is in no index version")
 
 

@@ -10,7 +10,17 @@ from fastapi import FastAPI, Request, Response
 
 from api.deps import get_request_id
 from api.errors import install_error_handlers
-from api.routes import access, admin, chat, health, operations, policy, search
+from api.routes import (
+    access,
+    admin,
+    chat,
+    completions,
+    health,
+    operations,
+    pause,
+    policy,
+    search,
+)
 from api.services import Services, build_services
 from api.settings import Settings
 
@@ -47,6 +57,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         response.headers["X-Request-ID"] = get_request_id(request)
         return response
 
-    for module in (search, chat, health, admin, policy, access, operations):
+    for module in (search, chat, completions, health, admin, policy, access, operations,
+                   pause):
         app.include_router(module.router)
     return app

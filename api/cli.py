@@ -282,6 +282,44 @@ def _quarantine_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _pause(args: argparse.Namespace, settings: Settings) -> int:
+    import getpass
+
+    from api.services import open_pause_switch
+
+    switch = open_pause_switch(settings)
+    if args.target is not None:
+        if not args.reason:
+            raise ValueError("say why with --reason; it is recorded and audited")
+        entry = switch.pause(args.target, by=f"cli:{getpass.getuser()}", reason=args.reason)
+        _audit_cli(settings, "pause", target=args.target, reason=args.reason)
+        effect = ("answers are extractive" if args.target == "generation"
+                  else "search and chat answer 503")
+        print(f"{args.target} paused since {entry.at} ({entry.by}): {effect} from the next "
+              f"request on, until `clearance resume {args.target}`")
+    state = switch.current()
+    if state.problem:
+        print(f"problem: {state.problem}")
+    for target in ("generation", "service"):
+        paused = getattr(state, target)
+        print(f"{target:<10} " + (f"paused by {paused.by} at {paused.at}: {paused.reason}"
+                                  if paused else "running"))
+    return 0
+
+
+def _resume(args: argparse.Namespace, settings: Settings) -> int:
+    from api.services import open_pause_switch
+
+    switch = open_pause_switch(settings)
+    had_problem = switch.current().problem is not None
+    if switch.resume(args.target) is None and not had_problem:
+        print(f"{args.target} is not paused; nothing changed")
+        return 1
+    _audit_cli(settings, "resume", target=args.target)
+    print(f"{args.target} resumed")
+    return 0
+
+
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     from retrieval.audit import verify_audit_log
 
@@ -367,6 +405,15 @@ def build_parser() -> argparse.ArgumentParser:
         if verb == "add":
             q.add_argument("--reason", required=True, help="why; recorded and audited")
     add("list", _quarantine_list, "what is quarantined, by whom, when and why", quarantine)
+
+    pause = add("pause", _pause, "pause answer generation (answers become extractive) or the "
+                "whole service (503); with no TARGET, show what is paused")
+    pause.add_argument("target", nargs="?", choices=("generation", "service"), metavar="TARGET",
+                       help="generation or service")
+    pause.add_argument("--reason", default="", help="why; recorded and audited")
+    add("resume", _resume, "undo `clearance pause TARGET`").add_argument(
+        "target", choices=("generation", "service"), metavar="TARGET",
+        help="generation or service")
 
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(
         dest="audit_command", required=True)

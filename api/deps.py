@@ -88,7 +88,15 @@ def require(resource: str, action: str) -> Callable[..., Scope]:
     return check
 
 
-def _caller(scope: ScopeDep) -> Scope:
+def _caller(scope: ScopeDep, services: ServicesDep, request: Request,
+            request_id: RequestIdDep) -> Scope:
+    """A caller with a valid key, while the service is not paused (503, audited, if it is)."""
+    state = services.pause.current()
+    if state.service_paused:
+        message = state.service_message()
+        services.retrieval.record_refusal(request.url.path, request_id, message,
+                                          caller=f"user:{scope.user}")
+        raise HTTPException(status_code=503, detail=message, headers={"Retry-After": "60"})
     return scope
 
 

@@ -15,15 +15,23 @@ from retrieval.errors import AuditWriteError, NoIndexError, StoreError
 log = logging.getLogger(__name__)
 
 # Calls whose refusals are audited too: every retrieval attempt leaves a record.
-AUDITED_PATHS = frozenset({"/v1/search", "/v1/chat"})
+AUDITED_PATHS = frozenset({"/v1/search", "/v1/chat", "/v1/chat/completions"})
+# Calls made by OpenAI clients, which expect {"error": {"message": ..., "type": ...}}.
+OPENAI_PATHS = frozenset({"/v1/chat/completions", "/v1/models"})
+_OPENAI_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+                 422: "invalid_request_error", 503: "service_unavailable"}
 
 
-def _error(request: Request, status: int, message: str, **extra: object) -> JSONResponse:
+def _error(request: Request, status: int, message: str) -> JSONResponse:
     request_id = get_request_id(request)
+    error: object = message
+    if request.url.path in OPENAI_PATHS:
+        error = {"message": message, "type": _OPENAI_TYPES.get(status, "server_error"),
+                 "code": status}
     return JSONResponse(
         status_code=status,
-        content={"error": message, "request_id": request_id, **extra},
-        headers={"X-Request-ID": request_id, **extra.pop("headers", {})},  # type: ignore[dict-item]
+        content={"error": error, "request_id": request_id},
+        headers={"X-Request-ID": request_id},
     )
 
 

@@ -28,6 +28,7 @@ class SearchRequest(_Strict):
 class ChatRequest(_Strict):
     message: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     top_k: int = Field(default=5, ge=1, le=50)
+    stream: bool = False
 
     _message = field_validator("message")(_not_blank)
 
@@ -68,7 +69,9 @@ class CitationOut(BaseModel):
 class ChatResponse(BaseModel):
     request_id: str
     answer: str
+    # extractive | generated | repaired | replaced | fallback | abstain (answers/answer.py)
     mode: str
+    notice: str | None = None
     citations: list[CitationOut]
     index_version: str
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from answers.compose import AnswerComposer
+from answers.llm import LlmClient
+from answers.redaction import Redactor
 from api.config_watch import ConfigRules
 from api.keys import KeyStore
 from api.settings import Settings
@@ -13,6 +16,7 @@ from policies.enforcer import PolicyEngine
 from retrieval.access import AclOverrides, DocumentAccess
 from retrieval.audit import AuditLog, admin_record
 from retrieval.embedder import Embedder
+from retrieval.pause import PauseSwitch
 from retrieval.quarantine import Quarantine
 from retrieval.retriever import Retriever
 from retrieval.service import RetrievalService
@@ -46,6 +50,11 @@ def open_quarantine(settings: Settings) -> Quarantine:
     return Quarantine(settings.data_dir / "quarantine.json")
 
 
+def open_pause_switch(settings: Settings) -> PauseSwitch:
+    """Whether generation or the whole service is paused, shared by the server and CLI."""
+    return PauseSwitch(settings.pause_file)
+
+
 def open_document_access(settings: Settings, catalog: VersionCatalog) -> DocumentAccess:
     return DocumentAccess(catalog, ConfigRules(settings), open_acl_overrides(settings),
                           open_quarantine(settings))
@@ -65,6 +74,8 @@ class Services:
     retrieval: RetrievalService
     jobs: JobRunner
     audit: AuditLog
+    pause: PauseSwitch
+    composer: AnswerComposer
 
     def audit_admin(self, action: str, *, caller: str, request_id: str | None,
                     **details: Any) -> None:
@@ -74,6 +85,7 @@ class Services:
                                        policy_version=self.policy.version, **details))
 
     def close(self) -> None:
+        self.composer.close()
         self.retriever.close()
         self.catalog.backend.close()
 
@@ -84,6 +96,11 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     access = open_document_access(settings, catalog)
     audit = AuditLog(settings.audit_log)
     retriever = Retriever(catalog, embedder, access)
+    pause = open_pause_switch(settings)
+    redactor = Redactor(settings.redaction, settings.redaction_key_file)
+    llm = LlmClient(settings.llm) if settings.llm.provider == "openai" else None
+    composer = AnswerComposer(embedder, settings.retrieval, settings.answers, llm=llm,
+                              redactor=redactor, pause=pause)
     return Services(
         settings=settings,
         embedder=embedder,
@@ -92,9 +109,10 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         catalog=catalog,
         access=access,
         retriever=retriever,
-        retrieval=RetrievalService(
-            retriever, embedder, audit, settings.retrieval
-        ),
+        retrieval=RetrievalService(retriever, composer, audit, redactor,
+                                   history_turns=settings.answers.history_turns),
         jobs=JobRunner(settings.config_path, settings.data_dir),
         audit=audit,
+        pause=pause,
+        composer=composer,
     )

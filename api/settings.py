@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from answers.settings import AnswerSettings, LlmSettings, RedactionSettings
 from ingest.errors import ConfigError
 from ingest.settings import IngestSettings, SourceSettings
 from policies import DEFAULT_MODEL, DEFAULT_POLICY
@@ -46,6 +47,9 @@ class Settings(BaseSettings):
     qdrant_api_key: SecretStr | None = None
     ingest: IngestSettings = IngestSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    llm: LlmSettings = LlmSettings()
+    redaction: RedactionSettings = RedactionSettings()
+    answers: AnswerSettings = AnswerSettings()
     server: ServerSettings = ServerSettings()
 
     @classmethod
@@ -79,6 +83,14 @@ class Settings(BaseSettings):
     @property
     def keys_file(self) -> Path:
         return self.data_dir / "keys.json"
+
+    @property
+    def pause_file(self) -> Path:
+        return self.data_dir / "pause.json"
+
+    @property
+    def redaction_key_file(self) -> Path:
+        return self.data_dir / "redaction.key"
 
 
 def config_path_from(arg: str | None) -> Path:

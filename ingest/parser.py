@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 from ingest.errors import ParseError
+from ingest.html_visible import visible_html
 
 
 @dataclass(frozen=True)
@@ -86,8 +88,9 @@ def parse_document(path: Path) -> ParsedDocument:
 
     partition = _load_partition()
     try:
+        source = _source_of(path, content_type)
         raw = partition(
-            filename=str(path),
+            **source,
             content_type=content_type,
             strategy="fast",  # text layer only: no OCR, no layout model, page numbers kept
             languages=["eng"],  # skips per-document language detection, whose result we drop
@@ -102,6 +105,14 @@ def parse_document(path: Path) -> ParsedDocument:
         # without a text layer, or a missing PDF backend.
         raise ParseError(f"{path.name}: {_no_text_reason(path, suffix)}")
     return document
+
+
+def _source_of(path: Path, content_type: str) -> dict[str, Any]:
+    """What unstructured reads: the file, or for HTML only the text a reader would see."""
+    if content_type == "text/html":
+        return {"file": io.BytesIO(visible_html(path.read_bytes())),
+                "metadata_filename": path.name}
+    return {"filename": str(path)}
 
 
 def _to_document(raw: list[Any]) -> ParsedDocument:

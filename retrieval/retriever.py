@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from retrieval.access import DocumentAccess
@@ -23,6 +24,8 @@ class Retrieved:
     index_version: str
     hits: list[Hit]
     dropped: int
+    # The caller's permission check on this version, for checking chunks again downstream.
+    permitted: Callable[[Mapping[str, object]], bool]
 
 
 class Retriever:
@@ -68,13 +71,17 @@ class Retriever:
         vector = self._embedder.embed_query(query)
         read_filter = access.read_filter(scope)
         hits = reader.search(vector.tolist(), access=read_filter, limit=top_k)
-        kept = [h for h in hits if access.admits(scope, h.payload, read_filter)]
+
+        def permitted(payload: Mapping[str, object]) -> bool:
+            return access.admits(scope, payload, read_filter)
+
+        kept = [h for h in hits if permitted(h.payload)]
         dropped = len(hits) - len(kept)
         if dropped:
             # The store filter let through a chunk the caller may not read: never expected.
             log.error("permission re-check dropped %d hit(s) for %s in %s",
                       dropped, scope.user, version)
-        return Retrieved(version, kept, dropped)
+        return Retrieved(version, kept, dropped, permitted)
 
     def close(self) -> None:
         with self._lock:

@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from retrieval.answerer import Answer, extractive_answer
+from answers.answer import Answer
+from answers.compose import AnswerComposer
+from answers.conversation import Question
+from answers.redaction import Redactor
 from retrieval.audit import AuditLog
-from retrieval.embedder import Embedder
 from retrieval.errors import RetrievalError
 from retrieval.retriever import Retrieved, Retriever
 from retrieval.scope import Scope
-from retrieval.settings import RetrievalSettings
 
 
 @dataclass(frozen=True)
@@ -29,20 +30,24 @@ class RetrievalService:
     """The one place that turns a scoped question into hits or an answer plus an audit record.
 
     The audit record is written before the result is returned; if it cannot be written,
-    AuditWriteError propagates and the caller must not be answered.
+    AuditWriteError propagates and the caller must not be answered. Queries are written to the
+    audit log redacted, with a keyed hash of the original for correlation.
     """
 
     def __init__(
         self,
         retriever: Retriever,
-        embedder: Embedder,
+        composer: AnswerComposer,
         audit: AuditLog,
-        settings: RetrievalSettings,
+        redactor: Redactor,
+        *,
+        history_turns: int,
     ) -> None:
         self._retriever = retriever
-        self._embedder = embedder
+        self._composer = composer
         self._audit = audit
-        self._settings = settings
+        self._redactor = redactor
+        self._history_turns = history_turns
 
     def search(self, query: str, *, scope: Scope, top_k: int, request_id: str) -> Retrieved:
         """Permitted chunks for the query, audited."""
@@ -52,37 +57,38 @@ class RetrievalService:
         self._audit.append({**base, **_result_fields(retrieved), "outcome": outcome})
         return retrieved
 
-    def chat(self, message: str, *, scope: Scope, top_k: int, request_id: str) -> ChatResult:
-        """An extractive answer from permitted chunks, or an abstention, audited."""
-        base = self._base_record("chat", request_id, scope, message)
-        retrieved = self._retrieve(base, message, scope=scope, top_k=top_k)
-        answer = extractive_answer(
-            message,
-            retrieved.hits,
-            embedder=self._embedder,
-            min_score=self._settings.min_score,
-            max_sentences=self._settings.answer_sentences,
-        )
-        cited = {c.hit.point_id for c in answer.citations}
+    def chat(self, question: Question, *, scope: Scope, top_k: int, request_id: str
+             ) -> ChatResult:
+        """An answer from permitted chunks (extractive, generated, or an abstention), audited.
+
+        Earlier turns of the conversation are part of what is searched for; what can be found is
+        still only what the scope may read.
+        """
+        query = question.retrieval_text(self._history_turns)
+        base = self._base_record("chat", request_id, scope, query)
+        retrieved = self._retrieve(base, query, scope=scope, top_k=top_k)
+        answer = self._composer.compose(question, retrieved.hits, permitted=retrieved.permitted)
         self._audit.append(
             {
                 **base,
                 **_result_fields(retrieved),
-                "cited": sorted(cited),
+                "cited": [c.hit.point_id for c in answer.citations],
                 "mode": answer.mode,
+                **({"mode_detail": answer.detail} if answer.detail else {}),
                 "outcome": "abstain" if answer.mode == "abstain" else "ok",
             }
         )
         return ChatResult(retrieved, answer)
 
-    def record_refusal(self, action: str, request_id: str, reason: str) -> None:
-        """Audit a call refused before retrieval (no key, bad key, invalid input)."""
+    def record_refusal(self, action: str, request_id: str, reason: str,
+                       caller: str | None = None) -> None:
+        """Audit a call refused before retrieval (no key, bad key, invalid input, paused)."""
         self._audit.append(
             {
                 "time": _now(),
                 "request_id": request_id,
                 "action": action,
-                "caller": None,
+                "caller": caller,
                 "outcome": "refused",
                 "reason": reason,
             }
@@ -95,8 +101,9 @@ class RetrievalService:
             self._audit.append({**base, "outcome": "error", "reason": str(exc)})
             raise
 
-    @staticmethod
-    def _base_record(action: str, request_id: str, scope: Scope, query: str) -> dict[str, Any]:
+    def _base_record(self, action: str, request_id: str, scope: Scope, query: str
+                     ) -> dict[str, Any]:
+        redacted = self._redactor.redact(query)
         return {
             "time": _now(),
             "request_id": request_id,
@@ -105,7 +112,9 @@ class RetrievalService:
             "principals": sorted(scope.principals),
             "denied": list(scope.denied),
             "policy_version": scope.policy_version,
-            "query": query,
+            "query": redacted.text,
+            "query_hmac": self._redactor.fingerprint(query),
+            **({"redacted": dict(redacted.counts)} if redacted.counts else {}),
         }
 
 

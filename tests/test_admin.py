@@ -32,6 +32,9 @@ ADMIN_CALLS: list[tuple[str, str, dict | None]] = [
     ("POST", "/v1/admin/keys", {"user": "mallory"}),
     ("DELETE", "/v1/admin/keys/root", None),
     ("GET", "/v1/admin/audit/verify", None),
+    ("GET", "/v1/admin/pause", None),
+    ("POST", "/v1/admin/pause", {"target": "service", "reason": "staff try"}),
+    ("POST", "/v1/admin/resume", {"target": "service"}),
 ]
 
 

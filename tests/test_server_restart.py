@@ -125,7 +125,8 @@ def test_a_server_killed_with_sigkill_restarts_on_the_last_switched_version(tmp_
     key = created.stdout.strip().splitlines()[-1]
 
     with served(config, tmp_path / "server-1.log") as (proc, url):
-        assert httpx.get(f"{url}/healthz").json() == {"status": "ok", "index_version": first}
+        assert httpx.get(f"{url}/healthz").json() == {"status": "ok", "index_version": first,
+                                                       "generation_paused": False}
         before = search(url, key)
         assert before["index_version"] == first
         assert before["results"]
@@ -133,7 +134,8 @@ def test_a_server_killed_with_sigkill_restarts_on_the_last_switched_version(tmp_
         assert proc.wait(timeout=30) == -signal.SIGKILL
 
     with served(config, tmp_path / "server-2.log") as (_, url):
-        assert httpx.get(f"{url}/healthz").json() == {"status": "ok", "index_version": first}
+        assert httpx.get(f"{url}/healthz").json() == {"status": "ok", "index_version": first,
+                                                       "generation_paused": False}
         after = search(url, key)
     assert after["index_version"] == first
     assert [r["chunk_id"] for r in after["results"]] == [r["chunk_id"] for r in before["results"]]

@@ -1,14 +1,18 @@
-"""POST /v1/chat: an answer from permitted chunks, with numbered citations."""
+"""POST /v1/chat: an answer from permitted chunks, with numbered citations; optionally streamed."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
 
+from answers.answer import citation_fields
+from answers.conversation import Question
 from api.deps import CallerDep, RequestIdDep, ServicesDep
 from api.schemas import ChatRequest, ChatResponse, ErrorResponse
-from retrieval.answerer import citation_fields
+from api.streaming import sse_event, sse_response, text_pieces
 
 router = APIRouter()
 
@@ -16,18 +20,38 @@ router = APIRouter()
 @router.post(
     "/v1/chat",
     response_model=ChatResponse,
-    responses={401: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    responses={
+        200: {"content": {"text/event-stream": {}},
+              "description": "JSON, or with `stream: true` server-sent events: `meta`, then "
+                             "`delta` events with the answer's text, then `citations`, `done`"},
+        401: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
+        503: {"model": ErrorResponse},
+    },
 )
 def chat(
     body: ChatRequest, scope: CallerDep, services: ServicesDep, request_id: RequestIdDep
-) -> dict[str, Any]:
+) -> dict[str, Any] | StreamingResponse:
     result = services.retrieval.chat(
-        body.message, scope=scope, top_k=body.top_k, request_id=request_id
+        Question(body.message), scope=scope, top_k=body.top_k, request_id=request_id
     )
-    return {
+    answer = result.answer
+    response = {
         "request_id": request_id,
-        "answer": result.answer.text,
-        "mode": result.answer.mode,
-        "citations": [citation_fields(c) for c in result.answer.citations],
+        "answer": answer.text,
+        "mode": answer.mode,
+        "notice": answer.notice,
+        "citations": [citation_fields(c) for c in answer.citations],
         "index_version": result.retrieved.index_version,
     }
+    if not body.stream:
+        return response
+
+    def events() -> Iterator[str]:
+        yield sse_event({k: response[k] for k in ("request_id", "mode", "notice",
+                                                  "index_version")}, "meta")
+        for piece in text_pieces(answer.text):
+            yield sse_event({"text": piece}, "delta")
+        yield sse_event({"citations": response["citations"]}, "citations")
+        yield sse_event({}, "done")
+
+    return sse_response(events(), request_id)

@@ -1,4 +1,4 @@
-"""GET /healthz: the process is up and which index version it serves."""
+"""GET /healthz: the process is up, which index version it serves, and what is paused."""
 
 from __future__ import annotations
 
@@ -13,4 +13,9 @@ router = APIRouter()
 
 @router.get("/healthz", dependencies=[Public])
 def healthz(services: ServicesDep) -> dict[str, Any]:
-    return {"status": "ok", "index_version": services.catalog.current()}
+    pause = services.pause.current()
+    return {
+        "status": "paused" if pause.service_paused else "ok",
+        "index_version": services.catalog.current(),
+        "generation_paused": pause.generation_paused,
+    }

@@ -44,15 +44,17 @@ def test_every_route_declares_exactly_one_permission(tmp_path: Path):
             assert path in DOC_ROUTES, f"unexpected route {path}: {route}"
             continue
         declared[f"{sorted(route.methods)} {path}"] = list(_permissions(route.dependant))
-    assert len(declared) >= 19  # all of them were found (3 public+caller, 16 admin)
+    assert len(declared) >= 24  # all of them were found (5 public+caller, 19 admin)
     missing = [name for name, perms in declared.items() if not perms]
     assert not missing, f"routes that declare no permission: {missing}"
     several = {name: perms for name, perms in declared.items() if len(set(perms)) > 1}
     assert not several, f"routes with more than one permission: {several}"
-    # Only health is public; only search and chat run on the caller's own access.
+    # Only health is public; only search, chat and the OpenAI-compatible routes run on the
+    # caller's own access.
     assert [n for n, p in declared.items() if p[0] == PUBLIC] == ["['GET'] /healthz"]
     assert sorted(n for n, p in declared.items() if p[0] == CALLER) == [
-        "['POST'] /v1/chat", "['POST'] /v1/search"]
+        "['GET'] /v1/models", "['POST'] /v1/chat", "['POST'] /v1/chat/completions",
+        "['POST'] /v1/search"]
     admin = [n for n in declared if "/v1/admin/" in n]
     assert admin and all(declared[n][0] not in (PUBLIC, CALLER) for n in admin)
 

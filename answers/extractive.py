@@ -3,38 +3,15 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from answers.answer import ABSTAIN_ANSWER, SNIPPET_CHARS, Answer, Citation
 from retrieval.embedder import Embedder
 from retrieval.store import Hit
 
-ABSTAIN_ANSWER = (
-    "Nothing relevant was found in the sources you can access. "
-    "If you expected an answer, ask the owner of the relevant documents for access, "
-    "or rephrase the question."
-)
-SNIPPET_CHARS = 300
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _MIN_SENTENCE_CHARS = 20
-
-
-@dataclass(frozen=True)
-class Citation:
-    """A numbered reference to the chunk a sentence of the answer came from."""
-
-    n: int
-    hit: Hit
-    snippet: str
-
-
-@dataclass(frozen=True)
-class Answer:
-    text: str
-    mode: str  # "extractive" or "abstain"
-    citations: list[Citation]
 
 
 def split_sentences(text: str) -> list[str]:
@@ -43,7 +20,7 @@ def split_sentences(text: str) -> list[str]:
     return [p for p in parts if len(p) >= _MIN_SENTENCE_CHARS]
 
 
-def _snippet(sentences: list[str]) -> str:
+def snippet(sentences: list[str]) -> str:
     text = " ".join(sentences)
     return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1].rstrip() + "…"
 
@@ -80,22 +57,5 @@ def extractive_answer(
         n = numbers.setdefault(hit_index, len(numbers) + 1)
         chosen.setdefault(hit_index, []).append(sentence)
         parts.append(f"{sentence} [{n}]")
-    citations = [Citation(n, evidence[i], _snippet(chosen[i])) for i, n in numbers.items()]
+    citations = [Citation(n, evidence[i], snippet(chosen[i])) for i, n in numbers.items()]
     return Answer(" ".join(parts), "extractive", citations)
-
-
-def citation_fields(citation: Citation) -> dict[str, Any]:
-    """The citation as the API returns it."""
-    p = citation.hit.payload
-    return {
-        "n": citation.n,
-        "doc_id": p.get("doc_id"),
-        "source": p.get("source"),
-        "title": p.get("title"),
-        "uri": p.get("uri"),
-        "page": p.get("page"),
-        "doc_version": p.get("doc_version"),
-        "source_modified_at": p.get("source_modified_at"),
-        "ingested_at": p.get("ingested_at"),
-        "snippet": citation.snippet,
-    }

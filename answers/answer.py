@@ -1,0 +1,65 @@
+"""What an answer is: text, how it was made, and the numbered sources it cites."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from retrieval.store import Hit
+
+# extractive: sentences of the evidence (no LLM configured, or generation paused)
+# generated:  the LLM's answer, every citation valid
+# repaired:   the LLM's answer with citations of sources it was not given removed
+# replaced:   the LLM's answer cited nothing valid; the extractive answer instead
+# fallback:   the LLM timed out or failed; the extractive answer instead
+# abstain:    no permitted evidence scored high enough
+Mode = Literal["extractive", "generated", "repaired", "replaced", "fallback", "abstain"]
+
+ABSTAIN_ANSWER = (
+    "Nothing relevant was found in the sources you can access. "
+    "If you expected an answer, ask the owner of the relevant documents for access, "
+    "or rephrase the question."
+)
+SNIPPET_CHARS = 300
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A numbered reference to the chunk a sentence of the answer came from."""
+
+    n: int
+    hit: Hit
+    snippet: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    mode: Mode
+    citations: list[Citation]
+    usage: Usage | None = None  # tokens the LLM reported, when one answered
+    notice: str | None = None  # said to the caller, e.g. "generation is paused"
+    detail: str | None = None  # for the audit log only, e.g. the LLM's error
+
+
+def citation_fields(citation: Citation) -> dict[str, Any]:
+    """The citation as the API returns it."""
+    p = citation.hit.payload
+    return {
+        "n": citation.n,
+        "doc_id": p.get("doc_id"),
+        "source": p.get("source"),
+        "title": p.get("title"),
+        "uri": p.get("uri"),
+        "page": p.get("page"),
+        "doc_version": p.get("doc_version"),
+        "source_modified_at": p.get("source_modified_at"),
+        "ingested_at": p.get("ingested_at"),
+        "snippet": citation.snippet,
+    }

@@ -1,0 +1,83 @@
+"""The one wrapper around an external LLM: any OpenAI-compatible endpoint, through llama-index.
+
+A call either returns text within `timeout_s` or raises LlmError; the caller falls back to an
+extractive answer. The deadline is enforced here as well as in the HTTP client, because a
+server that trickles bytes never trips a read timeout.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+from dataclasses import dataclass
+
+from answers.settings import LlmSettings
+
+log = logging.getLogger(__name__)
+
+
+class LlmError(Exception):
+    """The LLM did not answer in time or answered with an error."""
+
+
+@dataclass(frozen=True)
+class LlmReply:
+    text: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+
+
+@dataclass(frozen=True)
+class LlmMessage:
+    role: str  # "system", "user" or "assistant"
+    content: str
+
+
+class LlmClient:
+    def __init__(self, settings: LlmSettings) -> None:
+        from llama_index.llms.openai_like import OpenAILike
+
+        self.settings = settings
+        self.model = str(settings.model)
+        self._llm = OpenAILike(
+            model=self.model,
+            api_base=str(settings.base_url),
+            api_key=settings.key(),
+            timeout=settings.timeout_s,
+            max_retries=0,  # a retry would double the wait; the fallback answers instead
+            max_tokens=settings.max_tokens,
+            temperature=settings.temperature,
+            is_chat_model=True,
+            is_function_calling_model=False,
+            context_window=32768,
+        )
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=8,
+                                                           thread_name_prefix="llm")
+
+    def complete(self, messages: list[LlmMessage]) -> LlmReply:
+        future = self._pool.submit(self._chat, messages)
+        try:
+            return future.result(timeout=self.settings.timeout_s)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise LlmError(f"no answer from {self.model} within {self.settings.timeout_s:g} s"
+                           ) from None
+        except LlmError:
+            raise
+        except Exception as exc:  # the client raises many types: all mean "no answer"
+            raise LlmError(f"{self.model} failed: {type(exc).__name__}: {exc}"[:500]) from exc
+
+    def _chat(self, messages: list[LlmMessage]) -> LlmReply:
+        from llama_index.core.llms import ChatMessage
+
+        response = self._llm.chat([ChatMessage(role=m.role, content=m.content)
+                                   for m in messages])
+        text = response.message.content
+        if not isinstance(text, str) or not text.strip():
+            raise LlmError(f"{self.model} returned an empty answer")
+        usage = getattr(response.raw, "usage", None)
+        return LlmReply(text, getattr(usage, "prompt_tokens", None),
+                        getattr(usage, "completion_tokens", None))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,143 @@
+"""The OpenAI chat completions protocol: request bodies, and answers in its response shapes.
+
+Clients send what their SDK sends (temperature, max_tokens, user, ...): unknown fields are
+accepted and ignored, as the service decides how answers are made. What we cannot honour is
+refused with a clear message: n > 1, non-text content, a conversation not ending with the user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from answers.answer import Answer, citation_fields
+from answers.conversation import Question, Turn
+from api.schemas import MAX_QUERY_CHARS
+
+MODEL_ID = "clearance"
+MAX_CONVERSATION_CHARS = 20_000
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    text: str | None = None
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
+
+    def text(self) -> str:
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        kinds = sorted({p.type for p in self.content if p.type != "text"})
+        if kinds:
+            raise ValueError(f"only text content is supported, not {', '.join(kinds)}")
+        return "\n".join(p.text or "" for p in self.content)
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1, max_length=200)
+    messages: list[Message] = Field(min_length=1, max_length=100)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: int = Field(default=1, ge=1, le=1)
+    top_k: int = Field(default=5, ge=1, le=50)  # a Clearance extension: chunks retrieved
+
+    @model_validator(mode="after")
+    def _ends_with_a_question(self) -> ChatCompletionRequest:
+        last = self.messages[-1]
+        if last.role != "user":
+            raise ValueError("the last message must have role 'user': it is the question")
+        texts = [m.text() for m in self.messages]
+        if not texts[-1].strip():
+            raise ValueError("the last user message must contain some text")
+        if len(texts[-1]) > MAX_QUERY_CHARS:
+            raise ValueError(f"the last user message is over {MAX_QUERY_CHARS} characters")
+        if sum(len(t) for t in texts) > MAX_CONVERSATION_CHARS:
+            raise ValueError(f"the conversation is over {MAX_CONVERSATION_CHARS} characters: "
+                             "start a new one or send fewer earlier turns")
+        return self
+
+    def question(self) -> Question:
+        """The last user message, with the earlier user and assistant turns. The client's system
+        messages are left out: the service's own instructions decide how answers are made."""
+        history = tuple(Turn(m.role, m.text()) for m in self.messages[:-1]
+                        if m.role in ("user", "assistant") and m.text().strip())
+        return Question(self.messages[-1].text().strip(), history)
+
+
+def references(answer: Answer) -> str:
+    """The numbered sources, as text any chat client shows under the answer."""
+    lines = []
+    for c in answer.citations:
+        p = citation_fields(c)
+        page = f", page {p['page']}" if p.get("page") is not None else ""
+        version = str(p.get("doc_version") or "")[:12]
+        lines.append(f"[{c.n}] {p['title']} ({p['doc_id']}{page}), version {version}, "
+                     f"modified {p['source_modified_at']}, ingested {p['ingested_at']}")
+    return "\n\nSources:\n" + "\n".join(lines) if lines else ""
+
+
+def content(answer: Answer) -> str:
+    note = f"\n\nNote: {answer.notice}" if answer.notice else ""
+    return answer.text + note + references(answer)
+
+
+def clearance_fields(answer: Answer, request_id: str, index_version: str) -> dict[str, Any]:
+    return {"request_id": request_id, "mode": answer.mode, "notice": answer.notice,
+            "index_version": index_version}
+
+
+@dataclass(frozen=True)
+class CompletionIds:
+    """What every object of one completion repeats."""
+
+    id: str
+    created: int
+    model: str
+
+
+def completion(ids: CompletionIds, *, text: str, usage: dict[str, int], extra: dict[str, Any],
+               citations: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "id": ids.id,
+        "object": "chat.completion",
+        "created": ids.created,
+        "model": ids.model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                     "finish_reason": "stop", "logprobs": None}],
+        "usage": usage,
+        "citations": citations,
+        "clearance": extra,
+    }
+
+
+def completion_chunk(ids: CompletionIds, *, delta: dict[str, Any] | None,
+                     finish_reason: str | None = None, **extra: Any) -> dict[str, Any]:
+    """One streamed chunk; `delta=None` is the final usage-only chunk (no choices)."""
+    choices = [] if delta is None else [{"index": 0, "delta": delta,
+                                         "finish_reason": finish_reason, "logprobs": None}]
+    return {"id": ids.id, "object": "chat.completion.chunk", "created": ids.created,
+            "model": ids.model, "choices": choices, **extra}
+
+
+def models_list(created: int) -> dict[str, Any]:
+    return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": created,
+                                        "owned_by": "clearance"}]}

@@ -1,0 +1,118 @@
+"""The pause switch: stop generating answers (answers become extractive) or stop the service.
+
+One JSON file (data_dir/pause.json), written atomically by the CLI or the admin API and re-read
+by every server process when it changes, so a pause applies to the next request and survives a
+restart. A file that cannot be read counts as both paused: an operator who paused must not be
+silently overridden by a damaged file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from retrieval.files import file_stamp, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+Target = Literal["generation", "service"]
+TARGETS: tuple[Target, ...] = ("generation", "service")
+
+
+@dataclass(frozen=True)
+class Paused:
+    """Who paused what, when and why."""
+
+    by: str
+    at: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PauseState:
+    generation: Paused | None = None
+    service: Paused | None = None
+    problem: str | None = None  # the pause file could not be read: everything counts as paused
+
+    @property
+    def generation_paused(self) -> bool:
+        return self.generation is not None or self.problem is not None
+
+    @property
+    def service_paused(self) -> bool:
+        return self.service is not None or self.problem is not None
+
+    def service_message(self) -> str:
+        if self.problem is not None:
+            return f"the service is paused: {self.problem}"
+        assert self.service is not None
+        reason = f" ({self.service.reason})" if self.service.reason else ""
+        return (f"the service is paused by an administrator since {self.service.at}{reason}; "
+                "try again later")
+
+
+class PauseSwitch:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._key: object = ()
+        self._state = PauseState()
+
+    def _read(self) -> PauseState:
+        if not self.path.exists():
+            return PauseState()
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            generation, service = (Paused(**raw[t]) if raw.get(t) else None for t in TARGETS)
+            return PauseState(generation, service)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            problem = (f"pause file {self.path} cannot be read ({exc}); fix or delete it, "
+                       "or set the pause again")
+            log.error("%s", problem)
+            return PauseState(problem=problem)
+
+    def current(self) -> PauseState:
+        with self._lock:
+            key = file_stamp(self.path)
+            if key != self._key:
+                self._state = self._read()
+                self._key = key
+            return self._state
+
+    def pause(self, target: Target, *, by: str, reason: str) -> Paused:
+        """Pause generation or the service; pausing what is paused keeps the first entry."""
+        with self._lock:
+            state = self._read()
+            existing: Paused | None = getattr(state, target)
+            if existing is not None:
+                return existing
+            entry = Paused(by, datetime.now(UTC).isoformat(), reason)
+            self._write({**_entries(state), target: entry})
+            return entry
+
+    def resume(self, target: Target) -> Paused | None:
+        """Resume; the entry that was in force, or None if it was not paused."""
+        with self._lock:
+            state = self._read()
+            existing: Paused | None = getattr(state, target)
+            if existing is not None or state.problem is not None:
+                self._write({**_entries(state), target: None})
+            return existing
+
+    def _write(self, entries: dict[str, Paused | None]) -> None:
+        write_json_atomic(self.path, {t: asdict(e) if e else None for t, e in entries.items()})
+        self._key = ()
+
+
+def _entries(state: PauseState) -> dict[str, Paused | None]:
+    if state.problem is not None:
+        # Rewriting a damaged file keeps everything paused but the target being resumed.
+        kept = Paused("system", datetime.now(UTC).isoformat(),
+                      "the pause file was unreadable; resume explicitly")
+        return dict.fromkeys(TARGETS, kept)
+    return {t: getattr(state, t) for t in TARGETS}

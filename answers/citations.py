@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# [3], [1, 2] and [1][2]; a bracketed word or a markdown link text is not a marker.
-_MARKER = re.compile(r"\[\s*(\d{1,4}(?:\s*,\s*\d{1,4})*)\s*\]")
+# [3], [1, 2] and [1][2]; a bracketed word, link text or a year such as [2026] is not a marker.
+_MARKER = re.compile(r"\[\s*(\d{1,3}(?:\s*,\s*\d{1,3})*)\s*\]")
 
 
 @dataclass(frozen=True)

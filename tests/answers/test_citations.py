@@ -33,3 +33,8 @@ def test_an_answer_without_markers_cites_nothing():
 def test_brackets_that_are_not_markers_are_left_alone():
     checked = check_citations("See [the handbook] and [1].", given=1)
     assert checked.text == "See [the handbook] and [1]."
+
+
+def test_a_bracketed_year_is_not_a_citation():
+    checked = check_citations("The policy of [2026] applies [1].", given=1)
+    assert checked.text == "The policy of [2026] applies [1]." and checked.invalid == []

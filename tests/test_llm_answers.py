@@ -225,3 +225,13 @@ def test_paused_generation_answers_extractively_without_calling_the_model(
     assert body["mode"] == "extractive" and "paused" in body["notice"]
     assert llm.requests == []
     assert chat(world, "dave", QUESTIONS[0])["mode"] == "generated"
+
+
+def test_weak_evidence_abstains_without_calling_the_model(world: Deployment, llm: FakeLlm):
+    body = chat(world, "dave", "What is the airspeed velocity of an unladen swallow?")
+    assert body["mode"] == "abstain" and body["citations"] == []
+    assert "sources you can access" in body["answer"]
+    assert llm.requests == []
+    # Asking for the board's document: nothing of it reaches dave, abstention or not.
+    body = chat(world, "dave", "Kestrel Labs acquisition board approval price")
+    assert CANARIES["board"] not in json.dumps(body)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from api.settings import Settings, config_path_from, load_settings
+from evaluation.beir import DatasetError
 from ingest.errors import IngestError
 from policies.enforcer import PolicyError
 from retrieval.errors import RetrievalError
@@ -320,6 +321,27 @@ def _resume(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _eval_beir(args: argparse.Namespace, settings: Settings | None) -> int:
+    import tempfile
+
+    from evaluation.beir import load_beir
+    from evaluation.run import evaluate
+    from retrieval.embedder import Embedder
+
+    dataset = load_beir(Path(args.path), args.split)
+    print(f"queries in split {args.split}: {len(dataset.queries)}", flush=True)
+
+    def progress(message: str) -> None:
+        print(f"... {message}", file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="clearance-eval-", dir=args.workdir) as root:
+        report = evaluate(dataset, Path(root), embedder=Embedder(), permissions=args.permissions,
+                          max_queries=args.max_queries, progress=progress)
+    for line in report.lines():
+        print(line)
+    return 0 if report.leaks == 0 else 3
+
+
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     from retrieval.audit import verify_audit_log
 
@@ -415,6 +437,19 @@ def build_parser() -> argparse.ArgumentParser:
         "target", choices=("generation", "service"), metavar="TARGET",
         help="generation or service")
 
+    evaluation = sub.add_parser("eval", help="measure retrieval quality").add_subparsers(
+        dest="eval_command", required=True)
+    beir = add("beir", _eval_beir, "ingest a BEIR dataset (corpus.jsonl, queries.jsonl, "
+               "qrels/) into a throw-away data dir and print nDCG@10, Recall@100, MRR@10; "
+               "exit 3 on any leak", evaluation)
+    beir.add_argument("path", metavar="PATH", help="e.g. ../shared/data/scifact")
+    beir.add_argument("--split", default="test")
+    beir.add_argument("--permissions", action="store_true",
+                      help="synthetic group ACLs; each query asked as several users; count leaks")
+    beir.add_argument("--max-queries", type=int, default=None, metavar="N")
+    beir.add_argument("--workdir", default=None, help="where the throw-away data dir goes")
+    beir.set_defaults(needs_config=False)
+
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(
         dest="audit_command", required=True)
     verify = add("verify", _audit_verify, "check the audit log's hash chain", audit)
@@ -427,9 +462,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        settings = load_settings(config_path_from(getattr(args, "config", None)))
+        settings = (load_settings(config_path_from(getattr(args, "config", None)))
+                    if getattr(args, "needs_config", True) else None)
         return int(args.func(args, settings))
-    except (IngestError, PolicyError, RetrievalError, ValueError) as exc:
+    except (IngestError, PolicyError, RetrievalError, DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -1,0 +1,179 @@
+"""Evaluate retrieval on a BEIR dataset through the product's own path.
+
+The corpus is written as one text file per document into a throw-away folder, ingested by the
+real pipeline (parser, chunker, embedder, embedded Qdrant) under a generated config and policy,
+and every query is answered by the real Retriever with a caller's scope from Casbin: the figures
+are those of the service, permission filter included. Chunks are folded into documents (a
+document ranks where its best chunk ranks).
+
+Permission-aware mode gives every document a synthetic group (a hash of its id, so the same
+split every run), asks each query as several users holding different groups, scores each user
+against the judgements restricted to the documents that user may read, and counts as a leak
+every returned document of a group the user does not hold, computed from the assignment alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import fmean
+
+from evaluation.beir import BeirDataset
+from evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k
+from retrieval.embedder import Embedder
+
+GROUPS = 4
+# user → the synthetic groups they hold
+PERMISSION_USERS: dict[str, tuple[int, ...]] = {
+    "reader-all": (0, 1, 2, 3),
+    "reader-two": (0, 1),
+    "reader-one": (2,),
+}
+PLAIN_USERS: dict[str, tuple[int, ...]] = {"reader": (0,)}
+CHUNKS_PER_QUERY = 200  # enough chunks to rank 100 documents
+REFERENCES = {"scifact": {"bm25 ndcg@10 (published)": 0.665,
+                          "all-MiniLM-L6-v2 ndcg@10 (published)": 0.645}}
+
+
+@dataclass
+class UserScores:
+    queries: int = 0
+    ndcg10: list[float] = field(default_factory=list)
+    recall100: list[float] = field(default_factory=list)
+    mrr10: list[float] = field(default_factory=list)
+    leaks: int = 0
+    returned: int = 0
+
+
+@dataclass
+class EvalReport:
+    dataset: str
+    documents: int
+    chunks: int
+    ingest_s: float
+    search_s: float
+    users: dict[str, UserScores]
+    references: dict[str, float]
+
+    @property
+    def leaks(self) -> int:
+        return sum(u.leaks for u in self.users.values())
+
+    def lines(self) -> list[str]:
+        out = [f"dataset: {self.dataset}", f"documents: {self.documents}",
+               f"chunks: {self.chunks}", f"ingest seconds: {self.ingest_s:.1f}",
+               f"search seconds: {self.search_s:.1f}"]
+        for user, s in self.users.items():
+            tag = "" if len(self.users) == 1 else f" [{user}]"
+            out += [f"queries{tag}: {s.queries}",
+                    f"ndcg@10{tag}: {fmean(s.ndcg10) if s.ndcg10 else 0.0:.4f}",
+                    f"recall@100{tag}: {fmean(s.recall100) if s.recall100 else 0.0:.4f}",
+                    f"mrr@10{tag}: {fmean(s.mrr10) if s.mrr10 else 0.0:.4f}"]
+        out += [f"{name}: {value}" for name, value in self.references.items()]
+        out.append(f"leaks: {self.leaks} in {sum(u.returned for u in self.users.values())} "
+                   "returned documents")
+        return out
+
+
+def group_of(doc_id: str) -> int:
+    return int(hashlib.sha256(doc_id.encode("utf-8")).hexdigest(), 16) % GROUPS
+
+
+def _file_name(doc_id: str) -> str:
+    return hashlib.sha256(doc_id.encode("utf-8")).hexdigest()[:16] + ".txt"
+
+
+def write_deployment(dataset: BeirDataset, root: Path, users: dict[str, tuple[int, ...]],
+                     groups: int) -> tuple[Path, dict[str, str]]:
+    """The corpus as files under root/docs/g<k>/, a config and a policy; returns the config and
+    the map from file path (relative to the source) back to the dataset's doc id."""
+    docs = root / "docs"
+    paths: dict[str, str] = {}
+    for doc_id, (title, text) in dataset.corpus.items():
+        rel = f"g{group_of(doc_id) % groups}/{_file_name(doc_id)}"
+        target = docs / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(f"{title}\n\n{text}\n" if title else f"{text}\n", encoding="utf-8")
+        paths[rel] = doc_id
+    policy = "".join(f"g, user:{user}, group:g{k}\n" for user, held in users.items()
+                     for k in held)
+    (root / "policy.csv").write_text(policy, encoding="utf-8")
+    rules = ", ".join(f'{{ glob = "g{k}/*", allow = ["group:g{k}"] }}' for k in range(groups))
+    config = root / "clearance.toml"
+    config.write_text(
+        f'data_dir = "data"\ncasbin_policy = "policy.csv"\n\n[[sources]]\nname = "corpus"\n'
+        f'path = "docs"\nowner = "evaluation"\nacl = [{rules}]\n', encoding="utf-8")
+    return config, paths
+
+
+def evaluate(dataset: BeirDataset, root: Path, *, embedder: Embedder, permissions: bool,
+             max_queries: int | None = None,
+             progress: Callable[[str], None] = lambda _: None) -> EvalReport:
+    from api.services import open_catalog, open_document_access
+    from api.settings import load_settings
+    from ingest.pipeline import build_index_version
+    from policies.enforcer import PolicyEngine
+    from retrieval.retriever import Retriever
+    from retrieval.scope import Scope
+
+    users = PERMISSION_USERS if permissions else PLAIN_USERS
+    groups = GROUPS if permissions else 1
+    config, paths = write_deployment(dataset, root, users, groups)
+    settings = load_settings(config)
+    catalog = open_catalog(settings)
+    started = time.monotonic()
+    progress(f"ingesting {len(dataset.corpus)} documents into {root}")
+    report = build_index_version(settings.sources, settings.ingest, catalog=catalog,
+                                 embedder=embedder)
+    ingest_s = time.monotonic() - started
+    if report.errors:
+        progress(f"{len(report.errors)} documents failed to parse, e.g. {report.errors[0]}")
+
+    retriever = Retriever(catalog, embedder, open_document_access(settings, catalog))
+    policy = PolicyEngine(settings.casbin_model, settings.casbin_policy)
+    queries = list(dataset.queries.items())[:max_queries]
+    scores = {user: UserScores() for user in users}
+    started = time.monotonic()
+    try:
+        for user, held in users.items():
+            subject = policy.subject(user)
+            scope = Scope(user=user, principals=subject.tokens, policy_version=policy.version,
+                          denied=tuple(d.pattern for d in subject.denials))
+            readable = set(held) if permissions else {0}
+            for query_id, text in queries:
+                judged = {d: r for d, r in dataset.qrels[query_id].items()
+                          if d in dataset.corpus and group_of(d) % groups in readable}
+                hits = retriever.search(text, scope=scope, top_k=CHUNKS_PER_QUERY).hits
+                ranked = _documents(hits, paths)
+                s = scores[user]
+                s.returned += len(ranked)
+                s.leaks += sum(1 for d in ranked if group_of(d) % groups not in readable)
+                if not any(r > 0 for r in judged.values()):
+                    continue  # nothing this user may read is relevant: not scored
+                s.queries += 1
+                s.ndcg10.append(ndcg_at_k(ranked, judged, 10))
+                s.recall100.append(recall_at_k(ranked, judged, 100))
+                s.mrr10.append(mrr_at_k(ranked, judged, 10))
+            progress(f"{user}: {scores[user].queries} queries scored")
+    finally:
+        retriever.close()
+        catalog.backend.close()
+    return EvalReport(dataset.name, report.documents, report.chunks, ingest_s,
+                      time.monotonic() - started, scores,
+                      REFERENCES.get(dataset.name.lower(), {}))
+
+
+def _documents(hits: list, paths: dict[str, str]) -> list[str]:
+    """Dataset doc ids in the order of their best chunk."""
+    ranked: list[str] = []
+    seen: set[str] = set()
+    for hit in hits:
+        rel = str(hit.payload.get("doc_id", "")).split(":", 1)[-1]
+        doc = paths.get(rel)
+        if doc is not None and doc not in seen:
+            seen.add(doc)
+            ranked.append(doc)
+    return ranked

@@ -311,9 +311,7 @@ def _pause(args: argparse.Namespace, settings: Settings) -> int:
 def _resume(args: argparse.Namespace, settings: Settings) -> int:
     from api.services import open_pause_switch
 
-    switch = open_pause_switch(settings)
-    had_problem = switch.current().problem is not None
-    if switch.resume(args.target) is None and not had_problem:
+    if open_pause_switch(settings).resume(args.target) is None:
         print(f"{args.target} is not paused; nothing changed")
         return 1
     _audit_cli(settings, "resume", target=args.target)

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Request
 
 from api.services import Services
-from retrieval.scope import Scope
+from retrieval.scope import Scope, scope_for
 
 
 def get_services(request: Request) -> Services:
@@ -57,10 +57,7 @@ def get_scope(
     if user is None:
         _unauthorized(services, request, request_id, "unknown or revoked API key")
     assert user is not None
-    policy = services.policy
-    subject = policy.subject(user)
-    return Scope(user=user, principals=subject.tokens, policy_version=policy.version,
-                 denied=tuple(d.pattern for d in subject.denials))
+    return scope_for(services.policy, user)
 
 
 ScopeDep = Annotated[Scope, Depends(get_scope)]

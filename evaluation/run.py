@@ -24,6 +24,7 @@ from statistics import fmean
 from evaluation.beir import BeirDataset
 from evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k
 from retrieval.embedder import Embedder
+from retrieval.store import Hit
 
 GROUPS = 4
 # user → the synthetic groups they hold
@@ -117,7 +118,7 @@ def evaluate(dataset: BeirDataset, root: Path, *, embedder: Embedder, permission
     from ingest.pipeline import build_index_version
     from policies.enforcer import PolicyEngine
     from retrieval.retriever import Retriever
-    from retrieval.scope import Scope
+    from retrieval.scope import scope_for
 
     users = PERMISSION_USERS if permissions else PLAIN_USERS
     groups = GROUPS if permissions else 1
@@ -139,9 +140,7 @@ def evaluate(dataset: BeirDataset, root: Path, *, embedder: Embedder, permission
     started = time.monotonic()
     try:
         for user, held in users.items():
-            subject = policy.subject(user)
-            scope = Scope(user=user, principals=subject.tokens, policy_version=policy.version,
-                          denied=tuple(d.pattern for d in subject.denials))
+            scope = scope_for(policy, user)
             readable = set(held) if permissions else {0}
             for query_id, text in queries:
                 judged = {d: r for d, r in dataset.qrels[query_id].items()
@@ -166,7 +165,7 @@ def evaluate(dataset: BeirDataset, root: Path, *, embedder: Embedder, permission
                       REFERENCES.get(dataset.name.lower(), {}))
 
 
-def _documents(hits: list, paths: dict[str, str]) -> list[str]:
+def _documents(hits: list[Hit], paths: dict[str, str]) -> list[str]:
     """Dataset doc ids in the order of their best chunk."""
     ranked: list[str] = []
     seen: set[str] = set()

@@ -96,12 +96,14 @@ class PauseSwitch:
             return entry
 
     def resume(self, target: Target) -> Paused | None:
-        """Resume; the entry that was in force, or None if it was not paused."""
+        """Resume; the entry that was in force (an unreadable file counts as one), or None if
+        it was not paused."""
         with self._lock:
             state = self._read()
-            existing: Paused | None = getattr(state, target)
-            if existing is not None or state.problem is not None:
-                self._write({**_entries(state), target: None})
+            entries = _entries(state)
+            existing = entries[target]
+            if existing is not None:
+                self._write({**entries, target: None})
             return existing
 
     def _write(self, entries: dict[str, Paused | None]) -> None:

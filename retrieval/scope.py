@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from policies.enforcer import PolicyEngine
 
 
 @dataclass(frozen=True)
@@ -23,3 +27,10 @@ class Scope:
         if not isinstance(acl, list | tuple) or not acl:
             return False
         return any(isinstance(p, str) and p in self.principals for p in acl)
+
+
+def scope_for(policy: PolicyEngine, user: str) -> Scope:
+    """The scope of `user` under the policy in force now: principals, version and denials."""
+    subject = policy.subject(user)
+    return Scope(user=user, principals=subject.tokens, policy_version=policy.version,
+                 denied=tuple(d.pattern for d in subject.denials))

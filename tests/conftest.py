@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,18 +85,25 @@ class Deployment:
 
 
 @contextmanager
-def serve_example(root: Path, embedder: Embedder) -> Iterator[Deployment]:
-    """Ingest a copy of the example corpus under `root`, issue keys, and serve it over HTTP."""
-    config = write_example_config(root)
+def serve_config(config: Path, embedder: Embedder, users: Sequence[str]
+                 ) -> Iterator[Deployment]:
+    """Ingest the sources of `config`, issue a key per user, and serve it over HTTP."""
     settings = load_settings(config)
     report = build_index_version(
         settings.sources, settings.ingest, catalog=open_catalog(settings), embedder=embedder
     )
     store = KeyStore(settings.keys_file)
-    keys = {user: store.create(user) for user in EXAMPLE_USERS}
+    keys = {user: store.create(user) for user in users}
     app = create_app(settings, build_services(settings, embedder=embedder))
     with LiveServer(app) as url:
-        yield Deployment(root, config, settings, url, keys, report)
+        yield Deployment(config.parent, config, settings, url, keys, report)
+
+
+@contextmanager
+def serve_example(root: Path, embedder: Embedder) -> Iterator[Deployment]:
+    """Ingest a copy of the example corpus under `root`, issue keys, and serve it over HTTP."""
+    with serve_config(write_example_config(root), embedder, EXAMPLE_USERS) as deployed:
+        yield deployed
 
 
 @pytest.fixture(scope="session")

@@ -11,13 +11,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from api.app import create_app
 from api.keys import KeyStore
-from api.services import build_services, open_catalog
+from api.services import open_catalog
 from api.settings import load_settings
 from ingest.pipeline import build_index_version
 from retrieval.embedder import Embedder
-from tests.conftest import REPO, Deployment, LiveServer
+from tests.conftest import REPO, Deployment, serve_config
 
 USERS = ("dave", "alice", "carol", "root")
 CANARIES = {
@@ -124,8 +123,5 @@ def ingest_world(config: Path, embedder: Embedder) -> dict[str, str]:
 def serve_world(root: Path, embedder: Embedder, *, llm_url: str | None,
                 timeout_s: float = 2.0) -> Iterator[Deployment]:
     config = write_world(root, llm_url=llm_url, timeout_s=timeout_s)
-    keys = ingest_world(config, embedder)
-    settings = load_settings(config)
-    app = create_app(settings, build_services(settings, embedder=embedder))
-    with LiveServer(app) as url:
-        yield Deployment(root, config, settings, url, keys, None)  # type: ignore[arg-type]
+    with serve_config(config, embedder, USERS) as deployed:
+        yield deployed

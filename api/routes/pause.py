@@ -55,7 +55,7 @@ def pause(body: PauseBody, scope: CanPause, services: ServicesDep,
 @router.post("/resume")
 def resume(body: ResumeBody, scope: CanPause, services: ServicesDep,
            request_id: RequestIdDep) -> dict[str, Any]:
-    if services.pause.resume(body.target) is None and not services.pause.current().problem:
+    if services.pause.resume(body.target) is None:
         raise HTTPException(status_code=409, detail=f"{body.target} is not paused")
     services.audit_admin("resume", caller=f"user:{scope.user}", request_id=request_id,
                          target=body.target)

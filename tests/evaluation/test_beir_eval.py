@@ -71,7 +71,7 @@ def test_permission_aware_evaluation_scores_each_user_on_what_they_may_read(
 
 def test_a_folder_that_is_not_a_beir_dataset_is_refused(tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]):
-    with pytest.raises(DatasetError, match="qrels/test.tsv is missing"):
+    with pytest.raises(DatasetError, match=r"qrels/test\.tsv is missing"):
         load_beir(tmp_path)
     data = write_dataset(tmp_path / "bad")
     (data / "corpus.jsonl").write_text('{"_id": "a", "text": "x"}\nnot json\n')

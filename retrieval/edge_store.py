@@ -1,6 +1,7 @@
 """The vector store on qdrant-edge-py: one EdgeShard directory per version, a pointer file.
 
-The only module that imports `qdrant_edge`. Layout under `root`:
+The only module that uses the `qdrant_edge` engine (retrieval/bm25.py uses its BM25 tokenizer
+alone). Layout under `root`:
 
     root/<version_id>/            a sealed version (an EdgeShard directory), never written again
     root/.building-<version_id>/  a version being built; renamed to root/<version_id>/ by seal()
@@ -52,21 +53,40 @@ from qdrant_edge import (
     EdgeConfig,
     EdgeOptimizersConfig,
     EdgeShard,
+    EdgeSparseVectorParams,
     EdgeVectorParams,
     FieldCondition,
     Filter,
     HnswIndexConfig,
+    IdfParams,
     MatchAny,
+    Modifier,
     PayloadSchemaType,
     Point,
+    Prefetch,
     Query,
     QueryRequest,
     ScrollRequest,
+    SearchParams,
     UpdateOperation,
 )
+from qdrant_edge import Fusion as EdgeFusion
+from qdrant_edge import SparseVector as EdgeSparseVector
 
 from retrieval.errors import StoreError
-from retrieval.store import INDEXED_FIELDS, Hit, ReadFilter, StoredChunk
+from retrieval.store import (
+    DENSE,
+    INDEXED_FIELDS,
+    SPARSE_VECTOR,
+    Fusion,
+    Hit,
+    Ranking,
+    ReadFilter,
+    SearchMode,
+    SparseVector,
+    StoredChunk,
+    cosine_similarity,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +102,7 @@ _CURRENT_TMP_SUFFIX = ".tmp"
 # Version ids become directory names: no separators, no leading dot (hidden = building/temp).
 _VERSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _SCROLL_PAGE = 256
+_DENSE_VECTOR = ""  # the engine's name of the unnamed (dense) vector
 # The engine's defaults: a filtered search over fewer permitted vectors than this (KB) is exact,
 # and a segment smaller than the indexing threshold gets no HNSW graph.
 _FULL_SCAN_THRESHOLD_KB = 10_000
@@ -165,13 +186,69 @@ def _read_filter(access: ReadFilter) -> Filter:
     return Filter(must=[Filter(should=allowed)], must_not=must_not or None)
 
 
+def _point(chunk: StoredChunk, sparse: bool) -> Point:
+    dense = [float(x) for x in chunk.vector]
+    if not sparse:
+        return Point(chunk.point_id, dense, dict(chunk.payload))
+    if chunk.sparse is None:
+        raise StoreError(f"point {chunk.point_id} has no sparse vector, and this version needs one")
+    vector = EdgeSparseVector(list(chunk.sparse.indices), list(chunk.sparse.values))
+    return Point(chunk.point_id, {_DENSE_VECTOR: dense, SPARSE_VECTOR: vector}, dict(chunk.payload))
+
+
+def _query_request(
+    vector: Sequence[float], sparse: SparseVector | None, ranking: Ranking, query_filter: Filter,
+    limit: int,
+) -> QueryRequest:
+    """The engine's query for one search: the permission filter on the request and in every
+    branch; BM25's IDF computed over the chunks the filter lets through, so scores owe nothing
+    to chunks the caller may not read."""
+    dense = Query.Nearest([float(x) for x in vector])
+    if ranking.mode is SearchMode.DENSE:
+        return QueryRequest(limit=limit, query=dense, filter=query_filter, with_payload=True)
+    if sparse is None:
+        raise StoreError(f"a {ranking.mode} search needs the query's sparse vector")
+    bm25 = Query.Nearest(EdgeSparseVector(list(sparse.indices), list(sparse.values)),
+                         using=SPARSE_VECTOR)
+    idf = SearchParams(idf=IdfParams(corpus=query_filter))
+    if ranking.mode is SearchMode.SPARSE:
+        return QueryRequest(limit=limit, query=bm25, filter=query_filter, params=idf,
+                            with_payload=True, with_vector=[_DENSE_VECTOR])
+    depth = max(ranking.depth, limit)
+    branches = [Prefetch(limit=depth, query=dense, filter=query_filter)]
+    if sparse.indices:  # a query of stop words alone has no terms: the dense branch alone
+        branches.append(Prefetch(limit=depth, query=bm25, filter=query_filter, params=idf))
+    fusion: Any = (
+        EdgeFusion.Rrf(k=ranking.rrf_k, weights=list(ranking.weights[: len(branches)]))
+        if ranking.fusion is Fusion.RRF else EdgeFusion.Dbsf()
+    )
+    return QueryRequest(limit=limit, query=fusion, prefetches=branches, filter=query_filter,
+                        with_payload=True, with_vector=[_DENSE_VECTOR])
+
+
+def _hit(point: Any, vector: Sequence[float], ranking: Ranking) -> Hit:
+    score = float(point.score)
+    if ranking.mode is SearchMode.DENSE:
+        similarity = score  # the distance is cosine
+    else:
+        stored = point.vector  # asked for the dense one alone: it may come back unnamed
+        if isinstance(stored, dict):
+            stored = stored.get(_DENSE_VECTOR)
+        if stored is None:
+            raise StoreError(f"point {point.id} came back without its dense vector")
+        similarity = cosine_similarity(vector, stored)
+    return Hit(str(point.id), score, dict(point.payload or {}), similarity)
+
+
 class EdgeWriter:
     """A version being built in root/.building-<id>/; seal() renames it into place."""
 
     def __init__(
-        self, shard: EdgeShard, building: Path, final: Path, lock_fd: int, lock_path: Path
+        self, shard: EdgeShard, building: Path, final: Path, lock_fd: int, lock_path: Path,
+        sparse: bool = False,
     ) -> None:
         self._shard: EdgeShard | None = shard
+        self._sparse = sparse
         self._building = building
         self._final = final
         self._lock = threading.Lock()
@@ -195,9 +272,7 @@ class EdgeWriter:
             shard = self._open_shard()
             try:
                 # Point() itself validates ids (int or UUID only), so it is inside the try.
-                points = [
-                    Point(c.point_id, [float(x) for x in c.vector], dict(c.payload)) for c in chunks
-                ]
+                points = [_point(c, self._sparse) for c in chunks]
                 shard.update(UpdateOperation.upsert_points(points))
             except Exception as exc:
                 name = self._final.name
@@ -253,6 +328,22 @@ class EdgeWriter:
                 self._release_build_lock()
 
 
+def _stored_chunk(record: Any, version_id: str) -> StoredChunk:
+    """A scrolled record as a chunk: its dense vector, its sparse one if the version has them."""
+    vector, sparse = record.vector, None
+    if isinstance(vector, dict):
+        stored = vector.get(SPARSE_VECTOR)
+        if stored is not None:
+            sparse = SparseVector(tuple(stored.indices), tuple(stored.values))
+        vector = vector.get(_DENSE_VECTOR)
+    if not isinstance(vector, list):
+        raise StoreError(
+            f"version {version_id!r}: point {record.id} has no single dense vector "
+            f"(got {type(vector).__name__})"
+        )
+    return StoredChunk(str(record.id), vector, dict(record.payload or {}), sparse)
+
+
 class EdgeReader:
     """A sealed version loaded for search; one lock serialises calls into the shard."""
 
@@ -271,21 +362,26 @@ class EdgeReader:
             except Exception as exc:
                 raise StoreError(f"{what} on version {self._version_id!r} failed: {exc}") from exc
 
-    def search(self, vector: Sequence[float], *, access: ReadFilter, limit: int) -> list[Hit]:
+    def search(
+        self,
+        vector: Sequence[float],
+        *,
+        access: ReadFilter,
+        limit: int,
+        sparse: SparseVector | None = None,
+        ranking: Ranking = DENSE,
+    ) -> list[Hit]:
         if access.matches_nothing:
             return []
+        if ranking.mode is SearchMode.SPARSE and sparse is not None and not sparse.indices:
+            return []  # no terms to match
         try:
             query_filter = _read_filter(access)
         except Exception as exc:  # a filter that cannot be built fails the search
             raise StoreError(f"cannot build the permission filter: {exc}") from exc
-        request = QueryRequest(
-            limit=limit,
-            query=Query.Nearest([float(x) for x in vector]),
-            filter=query_filter,
-            with_payload=True,
-        )
-        points = self._call("search", EdgeShard.query, request)
-        return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in points]
+        request = _query_request(vector, sparse, ranking, query_filter, limit)
+        points = self._call(f"{ranking.mode} search", EdgeShard.query, request)
+        return [_hit(p, vector, ranking) for p in points]
 
     def count(self) -> int:
         return int(self._call("count", EdgeShard.count, CountRequest(exact=True)))
@@ -299,12 +395,7 @@ class EdgeReader:
             )
             records, offset = self._call("scroll", EdgeShard.scroll, request)
             for record in records:
-                if not isinstance(record.vector, list):
-                    raise StoreError(
-                        f"version {self._version_id!r}: point {record.id} has no single dense "
-                        f"vector (got {type(record.vector).__name__})"
-                    )
-                yield StoredChunk(str(record.id), record.vector, dict(record.payload or {}))
+                yield _stored_chunk(record, self._version_id)
             if offset is None:
                 return
 
@@ -337,7 +428,7 @@ class EdgeBackend:
         except OSError as exc:
             raise StoreError(f"cannot create the index directory {self._root}: {exc}") from exc
 
-    def create(self, version_id: str, *, dim: int) -> EdgeWriter:
+    def create(self, version_id: str, *, dim: int, sparse: bool = False) -> EdgeWriter:
         """Start building `version_id`, first removing what dead builds left behind."""
         _check_version_id(version_id)
         final = self._root / version_id
@@ -359,15 +450,17 @@ class EdgeBackend:
         if lock_fd is None:
             raise StoreError(f"version {version_id!r} is being built by a live process")
         try:
-            writer = self._create_locked(version_id, dim, building, final, lock_fd, lock_path)
+            writer = self._create_locked(
+                version_id, dim, sparse, building, final, lock_fd, lock_path
+            )
         except BaseException:
             _release(lock_fd, lock_path)
             raise
         return writer
 
     def _create_locked(
-        self, version_id: str, dim: int, building: Path, final: Path, lock_fd: int,
-        lock_path: Path,
+        self, version_id: str, dim: int, sparse: bool, building: Path, final: Path,
+        lock_fd: int, lock_path: Path,
     ) -> EdgeWriter:
         if final.exists():  # sealed by another process since the check in create()
             raise StoreError(f"version {version_id!r} already exists in {self._root}")
@@ -375,6 +468,10 @@ class EdgeBackend:
         shutil.rmtree(building, ignore_errors=True)
         config = EdgeConfig(
             vectors=EdgeVectorParams(size=dim, distance=Distance.Cosine),
+            # The store applies IDF at query time: document vectors hold the TF part only.
+            sparse_vectors=(
+                {SPARSE_VECTOR: EdgeSparseVectorParams(modifier=Modifier.Idf)} if sparse else None
+            ),
             hnsw_config=HnswIndexConfig(
                 m=16, ef_construct=100, full_scan_threshold=self._full_scan_threshold_kb
             ),
@@ -395,7 +492,7 @@ class EdgeBackend:
             raise StoreError(
                 f"cannot create payload indexes for version {version_id!r}: {exc}"
             ) from exc
-        return EdgeWriter(shard, building, final, lock_fd, lock_path)
+        return EdgeWriter(shard, building, final, lock_fd, lock_path, sparse)
 
     def remove_abandoned(self) -> list[str]:
         """Delete what dead builds and switches left under the root; returns the names removed.

@@ -35,7 +35,19 @@ from typing import Any, TypeVar
 from qdrant_client import QdrantClient, models
 
 from retrieval.errors import StoreError
-from retrieval.store import INDEXED_FIELDS, Hit, ReadFilter, StoredChunk
+from retrieval.store import (
+    DENSE,
+    INDEXED_FIELDS,
+    SPARSE_VECTOR,
+    Fusion,
+    Hit,
+    Ranking,
+    ReadFilter,
+    SearchMode,
+    SparseVector,
+    StoredChunk,
+    cosine_similarity,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +60,7 @@ _ABANDONED_AFTER_S = 3600.0
 _VERSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _SCROLL_PAGE = 256
 _SEAL_TIMEOUT_S = 600.0
+_DENSE_VECTOR = ""  # the client's name of the unnamed (dense) vector
 T = TypeVar("T")
 
 
@@ -89,13 +102,92 @@ def _read_filter(access: ReadFilter) -> models.Filter:
     return models.Filter(must=[models.Filter(should=allowed)], must_not=must_not or None)
 
 
+def _point(chunk: StoredChunk, sparse: bool) -> models.PointStruct:
+    dense = [float(x) for x in chunk.vector]
+    if not sparse:
+        return models.PointStruct(id=chunk.point_id, vector=dense, payload=dict(chunk.payload))
+    if chunk.sparse is None:
+        raise StoreError(f"point {chunk.point_id} has no sparse vector, and this version needs one")
+    vectors: dict[str, Any] = {
+        _DENSE_VECTOR: dense,
+        SPARSE_VECTOR: models.SparseVector(
+            indices=list(chunk.sparse.indices), values=list(chunk.sparse.values)
+        ),
+    }
+    return models.PointStruct(id=chunk.point_id, vector=vectors, payload=dict(chunk.payload))
+
+
+def _query_arguments(
+    vector: Sequence[float], sparse: SparseVector | None, ranking: Ranking,
+    query_filter: models.Filter,
+) -> dict[str, Any]:
+    """query_points() arguments for one search: the permission filter on the request and in
+    every prefetch branch (qdrant-client issue 1372: local mode once ignored the top-level one
+    on fusion queries); BM25's IDF computed over the chunks the filter lets through."""
+    dense = [float(x) for x in vector]
+    if ranking.mode is SearchMode.DENSE:
+        return {"query": dense, "query_filter": query_filter}
+    if sparse is None:
+        raise StoreError(f"a {ranking.mode} search needs the query's sparse vector")
+    bm25 = models.SparseVector(indices=list(sparse.indices), values=list(sparse.values))
+    idf = models.SearchParams(idf=models.IdfCorpusParams(corpus=query_filter))
+    if ranking.mode is SearchMode.SPARSE:
+        return {"query": bm25, "using": SPARSE_VECTOR, "query_filter": query_filter,
+                "search_params": idf, "with_vectors": [_DENSE_VECTOR]}
+    branches = [models.Prefetch(query=dense, filter=query_filter, limit=ranking.depth)]
+    if sparse.indices:  # a query of stop words alone has no terms: the dense branch alone
+        branches.append(models.Prefetch(query=bm25, using=SPARSE_VECTOR, filter=query_filter,
+                                        limit=ranking.depth, params=idf))
+    fusion: models.Query = (
+        models.RrfQuery(rrf=models.Rrf(k=ranking.rrf_k,
+                                       weights=list(ranking.weights[: len(branches)])))
+        if ranking.fusion is Fusion.RRF else models.FusionQuery(fusion=models.Fusion.DBSF)
+    )
+    return {"query": fusion, "prefetch": branches, "query_filter": query_filter,
+            "with_vectors": [_DENSE_VECTOR]}
+
+
+def _hit(point: models.ScoredPoint, vector: Sequence[float], ranking: Ranking) -> Hit:
+    score = float(point.score)
+    if ranking.mode is SearchMode.DENSE:
+        similarity = score  # the distance is cosine
+    else:
+        stored = point.vector  # asked for the dense one alone: it may come back unnamed
+        if isinstance(stored, dict):
+            stored = stored.get(_DENSE_VECTOR)
+        if not isinstance(stored, list):
+            raise StoreError(f"point {point.id} came back without its dense vector")
+        similarity = cosine_similarity(vector, stored)  # type: ignore[arg-type]
+    return Hit(str(point.id), score, dict(point.payload or {}), similarity)
+
+
+def _stored_chunk(record: models.Record, version_id: str) -> StoredChunk:
+    """A scrolled record as a chunk: its dense vector, its sparse one if the version has them."""
+    vector: Any = record.vector
+    sparse = None
+    if isinstance(vector, dict):
+        stored = vector.get(SPARSE_VECTOR)
+        if isinstance(stored, models.SparseVector):
+            sparse = SparseVector(tuple(stored.indices), tuple(stored.values))
+        vector = vector.get(_DENSE_VECTOR)
+    if not isinstance(vector, list):
+        raise StoreError(
+            f"version {version_id!r}: point {record.id} has no single dense vector "
+            f"(got {type(vector).__name__})"
+        )
+    return StoredChunk(str(record.id), [float(x) for x in vector], dict(record.payload or {}),
+                       sparse)
+
+
 class ServerWriter:
     """A collection being filled; seal() marks it sealed in its metadata."""
 
-    def __init__(self, client: QdrantClient, collection: str, version_id: str) -> None:
+    def __init__(self, client: QdrantClient, collection: str, version_id: str,
+                 sparse: bool = False) -> None:
         self._client = client
         self._collection = collection
         self._version_id = version_id
+        self._sparse = sparse
         self._done = False
         self._last_beat = time.monotonic()  # create() wrote the first heartbeat
 
@@ -117,12 +209,7 @@ class ServerWriter:
 
     def upsert(self, chunks: Sequence[StoredChunk]) -> None:
         self._check_open()
-        points = [
-            models.PointStruct(
-                id=c.point_id, vector=[float(x) for x in c.vector], payload=dict(c.payload)
-            )
-            for c in chunks
-        ]
+        points = [_point(c, self._sparse) for c in chunks]
         _wrap(
             f"upsert of {len(points)} points into version {self._version_id!r}",
             lambda: self._client.upsert(self._collection, points=points, wait=True),
@@ -191,25 +278,31 @@ class ServerReader:
                 raise StoreError(f"version {self._version_id!r} is closed")
             return _wrap(f"{what} on version {self._version_id!r}", fn)
 
-    def search(self, vector: Sequence[float], *, access: ReadFilter, limit: int) -> list[Hit]:
+    def search(
+        self,
+        vector: Sequence[float],
+        *,
+        access: ReadFilter,
+        limit: int,
+        sparse: SparseVector | None = None,
+        ranking: Ranking = DENSE,
+    ) -> list[Hit]:
         if access.matches_nothing:
             return []
+        if ranking.mode is SearchMode.SPARSE and sparse is not None and not sparse.indices:
+            return []  # no terms to match
         try:
             query_filter = _read_filter(access)
         except Exception as exc:  # a filter that cannot be built fails the search
             raise StoreError(f"cannot build the permission filter: {exc}") from exc
-        query = [float(x) for x in vector]
+        arguments = _query_arguments(vector, sparse, ranking, query_filter)
         response = self._call(
-            "search",
+            f"{ranking.mode} search",
             lambda: self._client.query_points(
-                self._collection,
-                query=query,
-                query_filter=query_filter,
-                limit=limit,
-                with_payload=True,
+                self._collection, limit=limit, with_payload=True, **arguments
             ),
         )
-        return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
+        return [_hit(p, vector, ranking) for p in response.points]
 
     def count(self) -> int:
         result = self._call("count", lambda: self._client.count(self._collection, exact=True))
@@ -229,13 +322,7 @@ class ServerReader:
             # The lock is held per page, not across yields, so searches can run meanwhile.
             records, offset = self._call("scroll", scroll)
             for record in records:
-                if not isinstance(record.vector, list):
-                    raise StoreError(
-                        f"version {self._version_id!r}: point {record.id} has no single dense "
-                        f"vector (got {type(record.vector).__name__})"
-                    )
-                vector = [float(x) for x in record.vector]  # type: ignore[arg-type]
-                yield StoredChunk(str(record.id), vector, dict(record.payload or {}))
+                yield _stored_chunk(record, self._version_id)
             if offset is None:
                 return
 
@@ -288,7 +375,7 @@ class ServerBackend:
             and meta.get(_PREFIX) == self._prefix
         )
 
-    def create(self, version_id: str, *, dim: int) -> ServerWriter:
+    def create(self, version_id: str, *, dim: int, sparse: bool = False) -> ServerWriter:
         """Start building `version_id`, first removing builds abandoned for over an hour."""
         name = self._collection(version_id)
         removed = self.remove_abandoned()
@@ -301,6 +388,11 @@ class ServerBackend:
             lambda: self._client.create_collection(
                 name,
                 vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
+                # The store applies IDF at query time: document vectors hold the TF part only.
+                sparse_vectors_config=(
+                    {SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)}
+                    if sparse else None
+                ),
                 hnsw_config=models.HnswConfigDiff(m=16, ef_construct=100),
                 metadata={
                     _STATE: "building",
@@ -327,7 +419,7 @@ class ServerBackend:
             raise StoreError(
                 f"cannot create payload indexes for version {version_id!r}: {exc}"
             ) from exc
-        return ServerWriter(self._client, name, version_id)
+        return ServerWriter(self._client, name, version_id, sparse)
 
     def remove_abandoned(self, max_idle_s: float = _ABANDONED_AFTER_S) -> list[str]:
         """Delete this prefix's building collections idle for over `max_idle_s` seconds.

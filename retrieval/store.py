@@ -7,7 +7,9 @@ Two backends implement it and pass the same contract tests (tests/retrieval/test
 
 A version is written once (`create` → `upsert` … → `seal`) and never changed after `seal`.
 Searching always takes a `ReadFilter` as a required keyword argument: there is no unfiltered
-search path. Access that changed after a version was built (a document's ACL, a quarantine) is
+search path. A version holds a dense vector per chunk and, when built with one, a BM25 sparse
+vector (named "bm25", IDF applied by the store); a search ranks by the dense vector, the sparse
+one, or both fused (`Ranking`), with the permission filter inside every branch. Access that changed after a version was built (a document's ACL, a quarantine) is
 part of that filter (see retrieval/access.py), so it applies to old versions too.
 """
 
@@ -15,10 +17,68 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
+
+import numpy as np
 
 # Payload fields that carry a keyword index, created before the first write.
 INDEXED_FIELDS = ("acl", "doc_id", "source")
+# The name of the sparse (BM25) vector in a version that has one.
+SPARSE_VECTOR = "bm25"
+
+
+class SearchMode(StrEnum):
+    """What ranks the chunks: the embedding, BM25, or both fused."""
+
+    DENSE = "dense"
+    SPARSE = "sparse"
+    HYBRID = "hybrid"
+
+
+class Fusion(StrEnum):
+    """How a hybrid search merges its two ranked lists.
+
+    rrf: reciprocal rank fusion, the sum over the lists of 1 / ((rank + 1) / weight + k - 1),
+    rank counted from 0 (Qdrant's formula; weighted when the weights differ); dbsf: distribution-based score fusion, each list's scores normalised by
+    their mean and spread, then summed.
+    """
+
+    RRF = "rrf"
+    DBSF = "dbsf"
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """How one search ranks: its mode and, for hybrid, how the two lists are fused.
+
+    `weights` are (dense, sparse), used by RRF. `depth` is how many candidates each branch of a
+    hybrid search contributes before fusion (at least the search's limit).
+    """
+
+    mode: SearchMode = SearchMode.DENSE
+    fusion: Fusion = Fusion.RRF
+    rrf_k: int = 60
+    weights: tuple[float, float] = (1.0, 1.0)
+    depth: int = 100
+
+
+DENSE = Ranking()
+
+
+def cosine_similarity(a: Sequence[float], b: Sequence[float]) -> float:
+    """Cosine similarity of two dense vectors (0.0 if either is all zeros)."""
+    va, vb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    norm = float(np.linalg.norm(va) * np.linalg.norm(vb))
+    return float(va @ vb) / norm if norm else 0.0
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """Term indices and their weights (retrieval/bm25.py makes them)."""
+
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -54,15 +114,21 @@ class StoredChunk:
     point_id: str  # a UUID string (uuid5 of doc id and chunk index)
     vector: Sequence[float]
     payload: dict[str, Any]
+    sparse: SparseVector | None = None  # required in a version created with sparse=True
 
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result: the point id, its similarity score and its payload."""
+    """One search result: the point id, its ranking score, its payload and its similarity.
+
+    `score` is what ranked it (cosine similarity, BM25 or a fused score); `similarity` is always
+    the cosine similarity of its dense vector to the query's, the measure of evidence strength.
+    """
 
     point_id: str
     score: float
     payload: dict[str, Any] = field(default_factory=dict)
+    similarity: float = 0.0
 
 
 class VersionWriter(Protocol):
@@ -80,10 +146,21 @@ class VersionWriter(Protocol):
 class VersionReader(Protocol):
     """A sealed version opened for search."""
 
-    def search(self, vector: Sequence[float], *, access: ReadFilter, limit: int) -> list[Hit]:
-        """Nearest chunks that `access` lets through (see ReadFilter).
+    def search(
+        self,
+        vector: Sequence[float],
+        *,
+        access: ReadFilter,
+        limit: int,
+        sparse: SparseVector | None = None,
+        ranking: Ranking = DENSE,
+    ) -> list[Hit]:
+        """The best chunks that `access` lets through (see ReadFilter), ranked by `ranking`.
 
-        A filter that matches nothing returns no hits (never an unfiltered search).
+        `vector` is the query's embedding (it gives every hit its similarity); `sparse` its BM25
+        vector, required unless the ranking is dense. StoreError for a sparse or hybrid search
+        of a version without sparse vectors. A filter that matches nothing returns no hits
+        (never an unfiltered search).
         """
 
     def count(self) -> int: ...
@@ -97,8 +174,9 @@ class VersionReader(Protocol):
 class VectorBackend(Protocol):
     """Where versions live and which one is current."""
 
-    def create(self, version_id: str, *, dim: int) -> VersionWriter:
-        """Start a new, empty version with keyword indexes on INDEXED_FIELDS."""
+    def create(self, version_id: str, *, dim: int, sparse: bool = False) -> VersionWriter:
+        """Start a new, empty version with keyword indexes on INDEXED_FIELDS, and a sparse
+        vector with the IDF modifier when `sparse` (then every chunk must carry one)."""
 
     def open(self, version_id: str) -> VersionReader:
         """Open a sealed version for search; StoreError if it does not exist."""

@@ -1,7 +1,7 @@
 """From permitted evidence to an answer: abstain, extract, or ask the LLM and check its citations.
 
 The order of decisions, each one visible in the answer's `mode`:
-1. no permitted chunk scores at least `retrieval.min_score`: abstain;
+1. no permitted chunk's embedding is at least `retrieval.min_score` similar to the query: abstain;
 2. no LLM configured, or generation paused by an operator: the extractive answer;
 3. the LLM fails or is too slow: the extractive answer ("fallback"), never an error;
 4. the LLM cites nothing it was given: the extractive answer ("replaced");
@@ -55,7 +55,7 @@ class AnswerComposer:
                 permitted: Callable[[Mapping[str, object]], bool]) -> Answer:
         """The answer to `question` from `hits`, which the caller may read (`permitted` is the
         caller's permission check, applied again where the prompt is built)."""
-        evidence = [h for h in hits if h.score >= self._retrieval.min_score]
+        evidence = [h for h in hits if h.similarity >= self._retrieval.min_score]
         if not evidence:
             return Answer(ABSTAIN_ANSWER, "abstain", [])
         if self._llm is None:

@@ -35,9 +35,10 @@ def extractive_answer(
 ) -> Answer:
     """Pick the sentences of the evidence closest to the query and cite each one.
 
-    Evidence is the hits scoring at least `min_score`; with none, the answer abstains.
+    Evidence is the hits whose embedding similarity is at least `min_score`; with none, the
+    answer abstains.
     """
-    evidence = [h for h in hits if h.score >= min_score]
+    evidence = [h for h in hits if h.similarity >= min_score]
     candidates: list[tuple[int, int, str]] = []  # (hit index, position, sentence)
     for i, hit in enumerate(evidence):
         sentences = split_sentences(str(hit.payload.get("text", "")))

@@ -27,6 +27,7 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     from api.services import open_acl_overrides, open_catalog
     from ingest.jobs import build_lock
     from ingest.pipeline import build_index_version
+    from retrieval.bm25 import Bm25Encoder
     from retrieval.embedder import Embedder
 
     bar = None
@@ -47,7 +48,7 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
             report = build_index_version(
                 settings.sources, settings.ingest, catalog=catalog,
                 embedder=Embedder(), progress=progress, only_source=args.source,
-                acl_overrides=overrides,
+                acl_overrides=overrides, bm25=Bm25Encoder(settings.retrieval.bm25),
             )
             removed = catalog.prune(settings.ingest.keep_versions)
     finally:
@@ -334,10 +335,21 @@ def _eval_beir(args: argparse.Namespace, settings: Settings | None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="clearance-eval-", dir=args.workdir) as root:
         report = evaluate(dataset, Path(root), embedder=Embedder(), permissions=args.permissions,
-                          max_queries=args.max_queries, progress=progress)
+                          max_queries=args.max_queries, progress=progress,
+                          rankings=args.rankings.split(",") if args.rankings else None)
     for line in report.lines():
         print(line)
     return 0 if report.leaks == 0 else 3
+
+
+def _rankings(value: str) -> str:
+    from evaluation.run import RANKINGS
+
+    unknown = [name for name in value.split(",") if name not in RANKINGS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown ranking(s) {', '.join(unknown)}: choose from {', '.join(RANKINGS)}")
+    return value
 
 
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
@@ -446,6 +458,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="synthetic group ACLs; each query asked as several users; count leaks")
     beir.add_argument("--max-queries", type=int, default=None, metavar="N")
     beir.add_argument("--workdir", default=None, help="where the throw-away data dir goes")
+    beir.add_argument("--rankings", default=None, metavar="NAMES", type=_rankings,
+                      help="comma-separated rankings to compare (default all: "
+                           "dense,sparse,hybrid-rrf,hybrid-rrf-2:1,hybrid-rrf-1:2,hybrid-dbsf); "
+                           "the configured default is always scored")
     beir.set_defaults(needs_config=False)
 
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from answers.answer import Answer, citation_fields
 from answers.conversation import Question, Turn
 from api.schemas import MAX_QUERY_CHARS
+from retrieval.store import SearchMode
 
 MODEL_ID = "clearance"
 MAX_CONVERSATION_CHARS = 20_000
@@ -59,6 +60,7 @@ class ChatCompletionRequest(BaseModel):
     stream_options: StreamOptions | None = None
     n: int = Field(default=1, ge=1, le=1)
     top_k: int = Field(default=5, ge=1, le=50)  # a Clearance extension: chunks retrieved
+    search_mode: SearchMode | None = None  # a Clearance extension: dense, sparse or hybrid
 
     @model_validator(mode="after")
     def _ends_with_a_question(self) -> ChatCompletionRequest:
@@ -100,9 +102,10 @@ def content(answer: Answer) -> str:
     return answer.text + note + references(answer)
 
 
-def clearance_fields(answer: Answer, request_id: str, index_version: str) -> dict[str, Any]:
+def clearance_fields(answer: Answer, request_id: str, index_version: str,
+                     search_mode: SearchMode) -> dict[str, Any]:
     return {"request_id": request_id, "mode": answer.mode, "notice": answer.notice,
-            "index_version": index_version}
+            "index_version": index_version, "search_mode": str(search_mode)}
 
 
 @dataclass(frozen=True)

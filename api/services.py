@@ -15,6 +15,7 @@ from ingest.jobs import JobRunner
 from policies.enforcer import PolicyEngine
 from retrieval.access import AclOverrides, DocumentAccess
 from retrieval.audit import AuditLog, admin_record
+from retrieval.bm25 import Bm25Encoder
 from retrieval.embedder import Embedder
 from retrieval.pause import PauseSwitch
 from retrieval.quarantine import Quarantine
@@ -95,7 +96,8 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     catalog = open_catalog(settings)
     access = open_document_access(settings, catalog)
     audit = AuditLog(settings.audit_log)
-    retriever = Retriever(catalog, embedder, access)
+    retriever = Retriever(catalog, embedder, access, bm25=Bm25Encoder(settings.retrieval.bm25),
+                          ranking=settings.retrieval.ranking())
     pause = open_pause_switch(settings)
     redactor = Redactor(settings.redaction, settings.redaction_key_file)
     llm = LlmClient(settings.llm) if settings.llm.provider == "openai" else None

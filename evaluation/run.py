@@ -6,6 +6,9 @@ and every query is answered by the real Retriever with a caller's scope from Cas
 are those of the service, permission filter included. Chunks are folded into documents (a
 document ranks where its best chunk ranks).
 
+Several rankings are scored over the one ingested version (dense, BM25, hybrid fusions; see
+RANKINGS), side by side; the deployment's default is named in the output.
+
 Permission-aware mode gives every document a synthetic group (a hash of its id, so the same
 split every run), asks each query as several users holding different groups, scores each user
 against the judgements restricted to the documents that user may read, and counts as a leak
@@ -16,15 +19,19 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import fmean
 
 from evaluation.beir import BeirDataset
 from evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k
+from retrieval.bm25 import Bm25Encoder
 from retrieval.embedder import Embedder
-from retrieval.store import Hit
+from retrieval.retriever import Retriever
+from retrieval.scope import Scope
+from retrieval.settings import RetrievalSettings
+from retrieval.store import Fusion, Hit, Ranking, SearchMode
 
 GROUPS = 4
 # user → the synthetic groups they hold
@@ -35,6 +42,28 @@ PERMISSION_USERS: dict[str, tuple[int, ...]] = {
 }
 PLAIN_USERS: dict[str, tuple[int, ...]] = {"reader": (0,)}
 CHUNKS_PER_QUERY = 200  # enough chunks to rank 100 documents
+_DEFAULT = RetrievalSettings()
+
+
+def ranking_name(ranking: Ranking) -> str:
+    """dense, sparse, or hybrid-<fusion>, with the RRF weights (dense:sparse) when not equal."""
+    if ranking.mode is not SearchMode.HYBRID:
+        return str(ranking.mode)
+    dense, sparse = ranking.weights
+    equal = ranking.fusion is not Fusion.RRF or dense == sparse
+    weights = "" if equal else f"-{dense:g}:{sparse:g}"
+    return f"hybrid-{ranking.fusion}{weights}"
+
+
+# What `clearance eval beir` compares by default; the configured ranking is always added.
+RANKINGS = {ranking_name(r): r for r in (
+    _DEFAULT.ranking(SearchMode.DENSE),
+    _DEFAULT.ranking(SearchMode.SPARSE),
+    Ranking(SearchMode.HYBRID, Fusion.RRF, weights=(1.0, 1.0)),
+    Ranking(SearchMode.HYBRID, Fusion.RRF, weights=(2.0, 1.0)),
+    Ranking(SearchMode.HYBRID, Fusion.RRF, weights=(1.0, 2.0)),
+    Ranking(SearchMode.HYBRID, Fusion.DBSF),
+)}
 REFERENCES = {"scifact": {"bm25 ndcg@10 (published)": 0.665,
                           "all-MiniLM-L6-v2 ndcg@10 (published)": 0.645}}
 
@@ -56,26 +85,35 @@ class EvalReport:
     chunks: int
     ingest_s: float
     search_s: float
-    users: dict[str, UserScores]
+    # ranking name → user → scores
+    scores: dict[str, dict[str, UserScores]]
+    default_ranking: str
     references: dict[str, float]
 
     @property
+    def users(self) -> dict[str, UserScores]:
+        """The scores of the default ranking, by user."""
+        return self.scores[self.default_ranking]
+
+    @property
     def leaks(self) -> int:
-        return sum(u.leaks for u in self.users.values())
+        return sum(u.leaks for users in self.scores.values() for u in users.values())
 
     def lines(self) -> list[str]:
         out = [f"dataset: {self.dataset}", f"documents: {self.documents}",
                f"chunks: {self.chunks}", f"ingest seconds: {self.ingest_s:.1f}",
-               f"search seconds: {self.search_s:.1f}"]
-        for user, s in self.users.items():
-            tag = "" if len(self.users) == 1 else f" [{user}]"
-            out += [f"queries{tag}: {s.queries}",
-                    f"ndcg@10{tag}: {fmean(s.ndcg10) if s.ndcg10 else 0.0:.4f}",
-                    f"recall@100{tag}: {fmean(s.recall100) if s.recall100 else 0.0:.4f}",
-                    f"mrr@10{tag}: {fmean(s.mrr10) if s.mrr10 else 0.0:.4f}"]
+               f"search seconds: {self.search_s:.1f}",
+               f"default ranking: {self.default_ranking}"]
+        for name, users in self.scores.items():
+            for user, s in users.items():
+                tag = f" [{name}]" if len(users) == 1 else f" [{name}, {user}]"
+                out += [f"queries{tag}: {s.queries}",
+                        f"ndcg@10{tag}: {fmean(s.ndcg10) if s.ndcg10 else 0.0:.4f}",
+                        f"recall@100{tag}: {fmean(s.recall100) if s.recall100 else 0.0:.4f}",
+                        f"mrr@10{tag}: {fmean(s.mrr10) if s.mrr10 else 0.0:.4f}"]
         out += [f"{name}: {value}" for name, value in self.references.items()]
-        out.append(f"leaks: {self.leaks} in {sum(u.returned for u in self.users.values())} "
-                   "returned documents")
+        returned = sum(u.returned for users in self.scores.values() for u in users.values())
+        out.append(f"leaks: {self.leaks} in {returned} returned documents")
         return out
 
 
@@ -111,13 +149,14 @@ def write_deployment(dataset: BeirDataset, root: Path, users: dict[str, tuple[in
 
 
 def evaluate(dataset: BeirDataset, root: Path, *, embedder: Embedder, permissions: bool,
-             max_queries: int | None = None,
+             max_queries: int | None = None, rankings: Sequence[str] | None = None,
              progress: Callable[[str], None] = lambda _: None) -> EvalReport:
+    """Ingest the corpus once, then score each ranking in `rankings` (names from RANKINGS;
+    default all) and the deployment's default ranking, as each user."""
     from api.services import open_catalog, open_document_access
     from api.settings import load_settings
     from ingest.pipeline import build_index_version
     from policies.enforcer import PolicyEngine
-    from retrieval.retriever import Retriever
     from retrieval.scope import scope_for
 
     users = PERMISSION_USERS if permissions else PLAIN_USERS
@@ -128,41 +167,57 @@ def evaluate(dataset: BeirDataset, root: Path, *, embedder: Embedder, permission
     started = time.monotonic()
     progress(f"ingesting {len(dataset.corpus)} documents into {root}")
     report = build_index_version(settings.sources, settings.ingest, catalog=catalog,
-                                 embedder=embedder)
+                                 embedder=embedder, bm25=Bm25Encoder(settings.retrieval.bm25))
     ingest_s = time.monotonic() - started
     if report.errors:
         progress(f"{len(report.errors)} documents failed to parse, e.g. {report.errors[0]}")
 
-    retriever = Retriever(catalog, embedder, open_document_access(settings, catalog))
+    default = settings.retrieval.ranking()
+    chosen = {name: RANKINGS[name] for name in (rankings or RANKINGS)}
+    chosen.setdefault(ranking_name(default), default)
+    access = open_document_access(settings, catalog)
     policy = PolicyEngine(settings.casbin_model, settings.casbin_policy)
     queries = list(dataset.queries.items())[:max_queries]
-    scores = {user: UserScores() for user in users}
+    scores = {name: {user: UserScores() for user in users} for name in chosen}
     started = time.monotonic()
     try:
-        for user, held in users.items():
-            scope = scope_for(policy, user)
-            readable = set(held) if permissions else {0}
-            for query_id, text in queries:
-                judged = {d: r for d, r in dataset.qrels[query_id].items()
-                          if d in dataset.corpus and group_of(d) % groups in readable}
-                hits = retriever.search(text, scope=scope, top_k=CHUNKS_PER_QUERY).hits
-                ranked = _documents(hits, paths)
-                s = scores[user]
-                s.returned += len(ranked)
-                s.leaks += sum(1 for d in ranked if group_of(d) % groups not in readable)
-                if not any(r > 0 for r in judged.values()):
-                    continue  # nothing this user may read is relevant: not scored
-                s.queries += 1
-                s.ndcg10.append(ndcg_at_k(ranked, judged, 10))
-                s.recall100.append(recall_at_k(ranked, judged, 100))
-                s.mrr10.append(mrr_at_k(ranked, judged, 10))
-            progress(f"{user}: {scores[user].queries} queries scored")
+        for name, ranking in chosen.items():
+            retriever = Retriever(catalog, embedder, access,
+                                  bm25=Bm25Encoder(settings.retrieval.bm25), ranking=ranking)
+            try:
+                for user, held in users.items():
+                    readable = frozenset(held) if permissions else frozenset({0})
+                    _score_user(scores[name][user], retriever, scope_for(policy, user),
+                                queries, dataset, paths, readable, groups)
+                    progress(f"{name}, {user}: {scores[name][user].queries} queries scored")
+            finally:
+                retriever.close()
     finally:
-        retriever.close()
         catalog.backend.close()
     return EvalReport(dataset.name, report.documents, report.chunks, ingest_s,
-                      time.monotonic() - started, scores,
+                      time.monotonic() - started, scores, ranking_name(default),
                       REFERENCES.get(dataset.name.lower(), {}))
+
+
+def _score_user(s: UserScores, retriever: Retriever, scope: Scope,
+                queries: list[tuple[str, str]], dataset: BeirDataset, paths: dict[str, str],
+                readable: frozenset[int], groups: int) -> None:
+    def may_read(doc_id: str) -> bool:
+        return group_of(doc_id) % groups in readable
+
+    for query_id, text in queries:
+        judged = {d: r for d, r in dataset.qrels[query_id].items()
+                  if d in dataset.corpus and may_read(d)}
+        hits = retriever.search(text, scope=scope, top_k=CHUNKS_PER_QUERY).hits
+        ranked = _documents(hits, paths)
+        s.returned += len(ranked)
+        s.leaks += sum(1 for d in ranked if not may_read(d))
+        if not any(r > 0 for r in judged.values()):
+            continue  # nothing this user may read is relevant: not scored
+        s.queries += 1
+        s.ndcg10.append(ndcg_at_k(ranked, judged, 10))
+        s.recall100.append(recall_at_k(ranked, judged, 100))
+        s.mrr10.append(mrr_at_k(ranked, judged, 10))
 
 
 def _documents(hits: list[Hit], paths: dict[str, str]) -> list[str]:

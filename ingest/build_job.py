@@ -20,6 +20,7 @@ def run_job(config: Path, job_id: str, source: str | None) -> int:
     from api.services import open_acl_overrides, open_catalog
     from api.settings import load_settings
     from ingest.pipeline import build_index_version
+    from retrieval.bm25 import Bm25Encoder
     from retrieval.embedder import Embedder
 
     settings = load_settings(config)
@@ -44,6 +45,7 @@ def run_job(config: Path, job_id: str, source: str | None) -> int:
             report = build_index_version(
                 settings.sources, settings.ingest, catalog=catalog, embedder=Embedder(),
                 progress=progress, only_source=source, acl_overrides=overrides,
+                bm25=Bm25Encoder(settings.retrieval.bm25),
             )
             info = catalog.get(report.version_id)
             if info is not None:  # the manifest names the job that built it

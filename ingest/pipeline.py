@@ -4,8 +4,11 @@ The build is incremental: a document whose content (sha256) is the same as in th
 version reuses that version's chunks and vectors instead of being parsed and embedded again.
 Its payload takes the new index version, the file's ACL and modified time as they are now, and
 keeps `ingested_at` (when that content was ingested). A changed or new file is parsed and
-embedded; a deleted one is simply not in the new version. If the current version was built with
-another embedder (name or dimension), or cannot be read, every file is parsed and embedded.
+embedded; a deleted one is simply not in the new version. Every chunk also gets a BM25 sparse
+vector (retrieval/bm25.py), reused chunks included: it is computed from the chunk's text, so a
+version built before sparse vectors, or with other BM25 settings, lends its chunks all the
+same. If the current version was built with another embedder (name or dimension), or cannot
+be read, every file is parsed and embedded.
 
 A build of one source (`only_source`) reads only that source's files; the other sources'
 documents are carried over from the current version as they are (chunks, vectors, modified
@@ -31,6 +34,7 @@ from ingest.parser import parse_document
 from ingest.settings import IngestSettings, SourceSettings
 from ingest.sources import SourceFile, content_hash, discover, document_acl
 from ingest.tagging import chunk_payload, point_id
+from retrieval.bm25 import Bm25Encoder
 from retrieval.embedder import Embedder
 from retrieval.errors import StoreError
 from retrieval.store import StoredChunk, VersionWriter
@@ -70,11 +74,13 @@ class IngestReport:
 
 
 class _BatchWriter:
-    """Embeds new chunks EMBED_BATCH at a time; writes reused ones WRITE_BATCH at a time."""
+    """Embeds new chunks EMBED_BATCH at a time; writes reused ones WRITE_BATCH at a time.
+    Every chunk gets its BM25 vector here."""
 
-    def __init__(self, writer: VersionWriter, embedder: Embedder) -> None:
+    def __init__(self, writer: VersionWriter, embedder: Embedder, bm25: Bm25Encoder) -> None:
         self._writer = writer
         self._embedder = embedder
+        self._bm25 = bm25
         self._pending: list[tuple[str, dict[str, object]]] = []
         self._ready: list[StoredChunk] = []
 
@@ -85,8 +91,9 @@ class _BatchWriter:
             self._embed_pending()
 
     def add_ready(self, chunk: StoredChunk) -> None:
-        """A chunk that already has its vector."""
-        self._ready.append(chunk)
+        """A chunk that already has its dense vector."""
+        sparse = self._bm25.encode_document(str(chunk.payload.get("text", "")))
+        self._ready.append(replace(chunk, sparse=sparse))
         if len(self._ready) >= WRITE_BATCH:
             self._write_ready()
 
@@ -100,7 +107,8 @@ class _BatchWriter:
         vectors = self._embedder.embed_documents([str(p["text"]) for _, p in self._pending])
         self._writer.upsert(
             [
-                StoredChunk(cid, vec.tolist(), payload)
+                StoredChunk(cid, vec.tolist(), payload,
+                            self._bm25.encode_document(str(payload["text"])))
                 for (cid, payload), vec in zip(self._pending, vectors, strict=True)
             ]
         )
@@ -253,6 +261,7 @@ def build_index_version(
     reuse: bool = True,
     only_source: str | None = None,
     acl_overrides: Mapping[str, tuple[str, ...]] | None = None,
+    bm25: Bm25Encoder | None = None,
 ) -> IngestReport:
     """Parse the sources into a new sealed version and switch to it.
 
@@ -260,7 +269,8 @@ def build_index_version(
     to parse is reported and the rest go on. An unchanged file reuses the current version's
     chunks and vectors (see the module docstring); `reuse=False` parses and embeds every file.
     `only_source` reads that source alone and carries the others over. If nothing could be
-    ingested, the new version is discarded and the current one stays.
+    ingested, the new version is discarded and the current one stays. `bm25` weights the
+    chunks' sparse vectors (default parameters if not given).
     """
     started = time.perf_counter()
     by_name = {s.name: s for s in sources}
@@ -289,9 +299,10 @@ def build_index_version(
         only_source = None
         previous = _previous_chunks(catalog, embedder, file_ids.__contains__, chunking)
     documents: dict[str, DocumentEntry] = {}
-    writer = catalog.backend.create(report.version_id, dim=embedder.dim)
+    bm25 = bm25 or Bm25Encoder()
+    writer = catalog.backend.create(report.version_id, dim=embedder.dim, sparse=True)
     try:
-        batch = _BatchWriter(writer, embedder)
+        batch = _BatchWriter(writer, embedder, bm25)
         for done, file in enumerate(files, start=1):
             if file.acl is None:
                 report.no_acl.append(FileProblem(file.doc_id, "no ACL rule matches this file"))
@@ -347,6 +358,7 @@ def build_index_version(
                 chunks=report.chunks,
                 sources=sorted({e.source for e in documents.values()}),
                 chunking=chunking,
+                sparse=bm25.name,
             )
         )
         writer.seal()

@@ -78,6 +78,7 @@ from retrieval.store import (
     DENSE,
     INDEXED_FIELDS,
     SPARSE_VECTOR,
+    TIE_MARGIN,
     Fusion,
     Hit,
     Ranking,
@@ -85,6 +86,7 @@ from retrieval.store import (
     SearchMode,
     SparseVector,
     StoredChunk,
+    break_ties,
     cosine_similarity,
 )
 
@@ -379,9 +381,13 @@ class EdgeReader:
             query_filter = _read_filter(access)
         except Exception as exc:  # a filter that cannot be built fails the search
             raise StoreError(f"cannot build the permission filter: {exc}") from exc
-        request = _query_request(vector, sparse, ranking, query_filter, limit)
+        if ranking.mode is SearchMode.DENSE:
+            request = _query_request(vector, sparse, ranking, query_filter, limit)
+            points = self._call("dense search", EdgeShard.query, request)
+            return [_hit(p, vector, ranking) for p in points]
+        request = _query_request(vector, sparse, ranking, query_filter, limit + TIE_MARGIN)
         points = self._call(f"{ranking.mode} search", EdgeShard.query, request)
-        return [_hit(p, vector, ranking) for p in points]
+        return break_ties([_hit(p, vector, ranking) for p in points], limit)
 
     def count(self) -> int:
         return int(self._call("count", EdgeShard.count, CountRequest(exact=True)))

@@ -39,6 +39,7 @@ from retrieval.store import (
     DENSE,
     INDEXED_FIELDS,
     SPARSE_VECTOR,
+    TIE_MARGIN,
     Fusion,
     Hit,
     Ranking,
@@ -46,6 +47,7 @@ from retrieval.store import (
     SearchMode,
     SparseVector,
     StoredChunk,
+    break_ties,
     cosine_similarity,
 )
 
@@ -152,12 +154,12 @@ def _hit(point: models.ScoredPoint, vector: Sequence[float], ranking: Ranking) -
     if ranking.mode is SearchMode.DENSE:
         similarity = score  # the distance is cosine
     else:
-        stored = point.vector  # asked for the dense one alone: it may come back unnamed
+        stored: Any = point.vector  # asked for the dense one alone: it may come back unnamed
         if isinstance(stored, dict):
             stored = stored.get(_DENSE_VECTOR)
         if not isinstance(stored, list):
             raise StoreError(f"point {point.id} came back without its dense vector")
-        similarity = cosine_similarity(vector, stored)  # type: ignore[arg-type]
+        similarity = cosine_similarity(vector, stored)
     return Hit(str(point.id), score, dict(point.payload or {}), similarity)
 
 
@@ -296,13 +298,16 @@ class ServerReader:
         except Exception as exc:  # a filter that cannot be built fails the search
             raise StoreError(f"cannot build the permission filter: {exc}") from exc
         arguments = _query_arguments(vector, sparse, ranking, query_filter)
+        dense = ranking.mode is SearchMode.DENSE
         response = self._call(
             f"{ranking.mode} search",
             lambda: self._client.query_points(
-                self._collection, limit=limit, with_payload=True, **arguments
+                self._collection, limit=limit if dense else limit + TIE_MARGIN,
+                with_payload=True, **arguments
             ),
         )
-        return [_hit(p, vector, ranking) for p in response.points]
+        hits = [_hit(p, vector, ranking) for p in response.points]
+        return hits if dense else break_ties(hits, limit)
 
     def count(self) -> int:
         result = self._call("count", lambda: self._client.count(self._collection, exact=True))

@@ -14,6 +14,7 @@ from retrieval.audit import AuditLog
 from retrieval.errors import RetrievalError
 from retrieval.retriever import Retrieved, Retriever
 from retrieval.scope import Scope
+from retrieval.store import SearchMode
 
 
 @dataclass(frozen=True)
@@ -49,16 +50,17 @@ class RetrievalService:
         self._redactor = redactor
         self._history_turns = history_turns
 
-    def search(self, query: str, *, scope: Scope, top_k: int, request_id: str) -> Retrieved:
-        """Permitted chunks for the query, audited."""
+    def search(self, query: str, *, scope: Scope, top_k: int, request_id: str,
+               mode: SearchMode | None = None) -> Retrieved:
+        """Permitted chunks for the query, ranked in `mode` (default: configured), audited."""
         base = self._base_record("search", request_id, scope, query)
-        retrieved = self._retrieve(base, query, scope=scope, top_k=top_k)
+        retrieved = self._retrieve(base, query, scope=scope, top_k=top_k, mode=mode)
         outcome = "ok" if retrieved.hits else "empty"
         self._audit.append({**base, **_result_fields(retrieved), "outcome": outcome})
         return retrieved
 
-    def chat(self, question: Question, *, scope: Scope, top_k: int, request_id: str
-             ) -> ChatResult:
+    def chat(self, question: Question, *, scope: Scope, top_k: int, request_id: str,
+             mode: SearchMode | None = None) -> ChatResult:
         """An answer from permitted chunks (extractive, generated, or an abstention), audited.
 
         Earlier turns of the conversation are part of what is searched for; what can be found is
@@ -66,7 +68,7 @@ class RetrievalService:
         """
         query = question.retrieval_text(self._history_turns)
         base = self._base_record("chat", request_id, scope, query)
-        retrieved = self._retrieve(base, query, scope=scope, top_k=top_k)
+        retrieved = self._retrieve(base, query, scope=scope, top_k=top_k, mode=mode)
         answer = self._composer.compose(question, retrieved.hits, permitted=retrieved.permitted)
         self._audit.append(
             {
@@ -94,9 +96,10 @@ class RetrievalService:
             }
         )
 
-    def _retrieve(self, base: dict[str, Any], query: str, *, scope: Scope, top_k: int) -> Retrieved:
+    def _retrieve(self, base: dict[str, Any], query: str, *, scope: Scope, top_k: int,
+                  mode: SearchMode | None) -> Retrieved:
         try:
-            return self._retriever.search(query, scope=scope, top_k=top_k)
+            return self._retriever.search(query, scope=scope, top_k=top_k, mode=mode)
         except RetrievalError as exc:
             self._audit.append({**base, "outcome": "error", "reason": str(exc)})
             raise
@@ -121,6 +124,7 @@ class RetrievalService:
 def _result_fields(retrieved: Retrieved) -> dict[str, Any]:
     return {
         "index_version": retrieved.index_version,
+        "ranking": str(retrieved.mode),
         "results": [
             {
                 "chunk_id": h.point_id,

@@ -9,8 +9,9 @@ A version is written once (`create` → `upsert` … → `seal`) and never chang
 Searching always takes a `ReadFilter` as a required keyword argument: there is no unfiltered
 search path. A version holds a dense vector per chunk and, when built with one, a BM25 sparse
 vector (named "bm25", IDF applied by the store); a search ranks by the dense vector, the sparse
-one, or both fused (`Ranking`), with the permission filter inside every branch. Access that changed after a version was built (a document's ACL, a quarantine) is
-part of that filter (see retrieval/access.py), so it applies to old versions too.
+one, or both fused (`Ranking`), with the permission filter inside every branch. Access that
+changed after a version was built (a document's ACL, a quarantine) is part of that filter (see
+retrieval/access.py), so it applies to old versions too.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ class Fusion(StrEnum):
     """How a hybrid search merges its two ranked lists.
 
     rrf: reciprocal rank fusion, the sum over the lists of 1 / ((rank + 1) / weight + k - 1),
-    rank counted from 0 (Qdrant's formula; weighted when the weights differ); dbsf: distribution-based score fusion, each list's scores normalised by
-    their mean and spread, then summed.
+    rank counted from 0 (Qdrant's formula; weighted when the weights differ); dbsf:
+    distribution-based score fusion, each list's scores normalised by their mean and spread,
+    then summed.
     """
 
     RRF = "rrf"
@@ -64,6 +66,17 @@ class Ranking:
 
 
 DENSE = Ranking()
+
+
+# Fused and BM25 scores tie often (two chunks swapping ranks across the lists tie under RRF):
+# a search asks the engine for this many more, breaks ties by similarity then id, and cuts.
+TIE_MARGIN = 10
+
+
+def break_ties(hits: list[Hit], limit: int) -> list[Hit]:
+    """The best `limit` hits, equal scores ordered by similarity then point id, so the same
+    chunks rank the same in every version and backend."""
+    return sorted(hits, key=lambda h: (-h.score, -h.similarity, h.point_id))[:limit]
 
 
 def cosine_similarity(a: Sequence[float], b: Sequence[float]) -> float:

@@ -28,6 +28,7 @@ class VersionInfo:
     sources: list[str] = field(default_factory=list)
     job_id: str | None = None
     chunking: str = ""  # how documents were cut; reuse across versions needs the same
+    sparse: str = ""  # the BM25 encoder of its sparse vectors (retrieval/bm25.py); "" = none
 
 
 @dataclass(frozen=True)

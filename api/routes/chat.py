@@ -32,7 +32,8 @@ def chat(
     body: ChatRequest, scope: CallerDep, services: ServicesDep, request_id: RequestIdDep
 ) -> dict[str, Any] | StreamingResponse:
     result = services.retrieval.chat(
-        Question(body.message), scope=scope, top_k=body.top_k, request_id=request_id
+        Question(body.message), scope=scope, top_k=body.top_k, request_id=request_id,
+        mode=body.search_mode,
     )
     answer = result.answer
     response = {
@@ -42,13 +43,14 @@ def chat(
         "notice": answer.notice,
         "citations": [citation_fields(c) for c in answer.citations],
         "index_version": result.retrieved.index_version,
+        "search_mode": result.retrieved.mode,
     }
     if not body.stream:
         return response
 
     def events() -> Iterator[str]:
         yield sse_event({k: response[k] for k in ("request_id", "mode", "notice",
-                                                  "index_version")}, "meta")
+                                                  "index_version", "search_mode")}, "meta")
         for piece in text_pieces(answer.text):
             yield sse_event({"text": piece}, "delta")
         yield sse_event({"citations": response["citations"]}, "citations")

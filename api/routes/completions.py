@@ -54,12 +54,13 @@ def _usage(body: ChatCompletionRequest, answer: Answer, text: str, embedder: Emb
 def chat_completions(body: ChatCompletionRequest, scope: CallerDep, services: ServicesDep,
                      request_id: RequestIdDep) -> dict[str, Any] | StreamingResponse:
     result = services.retrieval.chat(body.question(), scope=scope, top_k=body.top_k,
-                                     request_id=request_id)
+                                     request_id=request_id, mode=body.search_mode)
     answer = result.answer
     text = content(answer)
     ids = CompletionIds(f"chatcmpl-{request_id}", int(time.time()), body.model)
     citations = [citation_fields(c) for c in answer.citations]
-    extra = clearance_fields(answer, request_id, result.retrieved.index_version)
+    extra = clearance_fields(answer, request_id, result.retrieved.index_version,
+                             result.retrieved.mode)
     usage = _usage(body, answer, text, services.embedder)
     if not body.stream:
         return completion(ids, text=text, usage=usage, extra=extra, citations=citations)

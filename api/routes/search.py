@@ -24,13 +24,14 @@ def search(
     body: SearchRequest, scope: CallerDep, services: ServicesDep, request_id: RequestIdDep
 ) -> dict[str, Any]:
     retrieved = services.retrieval.search(
-        body.query, scope=scope, top_k=body.top_k, request_id=request_id
+        body.query, scope=scope, top_k=body.top_k, request_id=request_id, mode=body.search_mode
     )
     return {
         "request_id": request_id,
         "index_version": retrieved.index_version,
+        "search_mode": retrieved.mode,
         "results": [
-            {"chunk_id": h.point_id, "score": h.score,
+            {"chunk_id": h.point_id, "score": h.score, "similarity": h.similarity,
              **{k: h.payload.get(k) for k in _RESULT_FIELDS}}
             for h in retrieved.hits
         ],

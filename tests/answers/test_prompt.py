@@ -16,7 +16,7 @@ SCOPE = Scope(user="dave", principals=frozenset({"user:dave", "group:staff"}),
 
 
 def hit(doc: str, text: str, acl: list[str]) -> Hit:
-    return Hit(f"id-{doc}", 0.8, {"doc_id": doc, "title": doc, "text": text, "acl": acl})
+    return Hit(f"id-{doc}", 0.8, {"doc_id": doc, "title": doc, "text": text, "acl": acl}, 0.8)
 
 
 def permitted(payload) -> bool:

@@ -10,7 +10,7 @@ import pytest
 
 from api.cli import main
 from evaluation.beir import DatasetError, load_beir
-from evaluation.run import GROUPS, PERMISSION_USERS, evaluate, group_of
+from evaluation.run import GROUPS, PERMISSION_USERS, RANKINGS, evaluate, group_of
 from retrieval.embedder import Embedder
 
 pytestmark = pytest.mark.e2e
@@ -45,9 +45,13 @@ def test_plain_evaluation_prints_the_figures(tmp_path: Path, capsys: pytest.Capt
     data = write_dataset(tmp_path / "tiny")
     assert main(["eval", "beir", str(data), "--workdir", str(tmp_path)]) == 0
     lines = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
-    assert lines["documents"] == "18" and lines["queries"] == "6"
-    assert float(lines["ndcg@10"]) > 0.8  # each query is the relevant document's own sentence
-    assert float(lines["recall@100"]) == 1.0
+    assert lines["documents"] == "18"
+    assert lines["default ranking"] == "hybrid-rrf"
+    for name in RANKINGS:  # every ranking scored, side by side, on the one ingested version
+        assert lines[f"queries [{name}]"] == "6"
+        # Each query is the relevant document's own sentence: every ranking finds it.
+        assert float(lines[f"ndcg@10 [{name}]"]) > 0.8
+        assert float(lines[f"recall@100 [{name}]"]) == 1.0
     assert lines["leaks"].startswith("0 in ")
     assert not list(tmp_path.glob("clearance-eval-*"))  # the throw-away data dir is gone
 
@@ -66,7 +70,25 @@ def test_permission_aware_evaluation_scores_each_user_on_what_they_may_read(
         assert scores.returned > 0
     # reader-all sees everything: every judged document is found.
     assert min(report.users["reader-all"].recall100) == 1.0
-    assert any(line.startswith("ndcg@10 [reader-one]: ") for line in report.lines())
+    assert any(line.startswith("ndcg@10 [hybrid-rrf, reader-one]: ") for line in report.lines())
+
+
+def test_chosen_rankings_and_the_default_are_scored(tmp_path: Path, embedder: Embedder):
+    dataset = load_beir(write_dataset(tmp_path / "tiny"))
+    report = evaluate(dataset, tmp_path / "work", embedder=embedder, permissions=True,
+                      rankings=["dense", "sparse"])
+    assert list(report.scores) == ["dense", "sparse", "hybrid-rrf"]
+    assert report.leaks == 0
+    for users in report.scores.values():
+        assert min(users["reader-all"].recall100) == 1.0
+
+
+def test_an_unknown_ranking_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    data = write_dataset(tmp_path / "tiny")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "beir", str(data), "--rankings", "dense,bogus"])
+    assert exit_info.value.code == 2
+    assert "unknown ranking(s) bogus: choose from dense, sparse" in capsys.readouterr().err
 
 
 def test_a_folder_that_is_not_a_beir_dataset_is_refused(tmp_path: Path,

@@ -27,6 +27,7 @@ from api.services import Services, build_services, open_acl_overrides
 from api.settings import Settings, load_settings
 from ingest.pipeline import IngestReport, build_index_version
 from ingest.tagging import point_id
+from retrieval.bm25 import Bm25Encoder
 from retrieval.edge_store import EdgeBackend
 from retrieval.embedder import Embedder
 from retrieval.quarantine import Quarantine
@@ -82,10 +83,12 @@ def _plant(world: World, catalog: VersionCatalog, embedder: Embedder) -> str:
             del payload["acl"]
         else:
             payload["acl"] = p.payload_acl
-        planted.append(StoredChunk(point_id(p.doc_id, 0), vector.tolist(), payload))
-    copies = [StoredChunk(c.point_id, c.vector, {**c.payload, "index_version": version_id})
-              for c in chunks]
-    writer = catalog.backend.create(version_id, dim=embedder.dim)
+        planted.append(StoredChunk(point_id(p.doc_id, 0), vector.tolist(), payload,
+                                   Bm25Encoder().encode_document(p.text)))
+    copies = [StoredChunk(c.point_id, c.vector, {**c.payload, "index_version": version_id},
+                          c.sparse) for c in chunks]
+    # With BM25 vectors like the built version: the leak suite searches hybrid by default.
+    writer = catalog.backend.create(version_id, dim=embedder.dim, sparse=True)
     try:
         writer.upsert(copies + planted)
         # The document table stays the built one: planted chunks belong to no document.

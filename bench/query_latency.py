@@ -467,18 +467,21 @@ class Plan:
     e2e_queries: dict[str, int]
     warmup: dict[str, int]
     rankings: list[str]
+    local_dir: Path  # where local-mode stores go (its sqlite file; see --local-dir)
 
 
 def bench_one(root: Path, backend: str, size: int, text: Text, plan: Plan, seed: int
               ) -> tuple[list[Variant], dict[str, Any]]:
     config = write_deployment(root)
     settings = load_settings(config)
-    local_path = root / "data" / "qdrant-local"
+    local_path = plan.local_dir / f"{backend}-{size}"
     keys = {"filtered": KeyStore(settings.keys_file).create(FEW_USER),
             "unfiltered": KeyStore(settings.keys_file).create(ALL_USER)}
     corpus = Corpus(size, seed, text, Bm25Encoder())
     key = {"backend": backend, "chunks": size}
     info: dict[str, Any] = {**key, "documents": corpus.n_docs,
+                            "store_path": str(local_path if backend == "local"
+                                              else settings.index_dir),
                             "permitted_fraction": {c: round(corpus.permitted_fraction(c), 4)
                                                    for c in CALLERS}}
 
@@ -654,8 +657,14 @@ def print_report(results: list[dict[str, Any]], ratios: list[dict[str, Any]],
           + ". qdrant-client local mode is brute force in Python: far fewer queries, so its p95 "
             "is close to its maximum.")
     fields = {run.get("server", {}).get("mode_field") for run in runs}
-    print(f"SearchRequest ranking field: {', '.join(str(f) for f in fields)} "
-          "(None: only the configured default was measured end to end).")
+    problems = {p for run in runs if (p := run.get("server", {}).get("mode_field_problem"))}
+    if fields == {None}:
+        print("SearchRequest has no usable ranking field: end to end, only the configured "
+              "default was measured" + (f" ({'; '.join(sorted(problems))})." if problems
+                                        else "."))
+    else:
+        print(f"SearchRequest ranking field `{', '.join(str(f) for f in fields)}`: end to end, "
+              "requests omit it (the configured default) or ask for \"dense\".")
     bad = sum(r["hits_not_permitted"] for r in results)
     short = sum(r["queries_with_fewer_than_limit_hits"] for r in results)
     print(f"Results not permitted to their caller: {bad}; queries with fewer than {LIMIT} "
@@ -664,6 +673,18 @@ def print_report(results: list[dict[str, Any]], ratios: list[dict[str, Any]],
     for c in checks:
         value = "-" if c["value"] is None else f"{c['value']:.2f} {c['unit']}"
         print(f"- {c['verdict']}: {c['check']}: {value} (target <= {c['limit']:g} {c['unit']})")
+
+
+def embedding_reference(text: Text, count: int) -> dict[str, float]:
+    """The query embedding alone (what every e2e request does first), in this process."""
+    embedder = Embedder()
+    embedder.warm_up()
+    times = []
+    for query in text.queries[:count]:
+        started = time.perf_counter()
+        embedder.embed_query(query)
+        times.append(time.perf_counter() - started)
+    return summary(times)
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> str | None:
@@ -756,6 +777,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the PNG (default: --out with .png)")
     parser.add_argument("--dir", type=Path, default=None,
                         help="deploy under this directory, kept (default: a temporary one)")
+    parser.add_argument("--local-dir", type=Path, default=None,
+                        help="put local-mode stores here, kept (default: a temporary directory "
+                             "in /dev/shm: local mode persists every point to SQLite, which "
+                             "takes ~10 min for 100k chunks on this machine's disk; it loads "
+                             "them all into memory to search, so where they lie does not "
+                             "change its query latency)")
     args = parser.parse_args(argv)
     if args.out is None:
         args.out = (Path(tempfile.gettempdir()) / "query_latency-quick.json" if args.quick
@@ -774,34 +801,49 @@ def main(argv: Sequence[str] | None = None) -> int:
                                "local": local_n},
                 e2e_queries={"edge": args.edge_e2e_queries or (30 if args.quick else 200),
                              "local": local_n},
-                warmup={"edge": 5 if args.quick else 20, "local": 1}, rankings=rankings)
+                warmup={"edge": 5 if args.quick else 20, "local": 1}, rankings=rankings,
+                local_dir=Path())
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up as on Ctrl-C
     started = time.perf_counter()
     load_before = os.getloadavg()
     text = Text()
     base = args.dir or Path(tempfile.mkdtemp(prefix="clearance-query-latency-"))
+    shm = Path("/dev/shm")
+    plan.local_dir = args.local_dir or Path(tempfile.mkdtemp(
+        prefix="clearance-query-latency-local-", dir=shm if shm.is_dir() else None))
     variants: list[Variant] = []
     runs: list[dict[str, Any]] = []
     try:
         for size in sizes:
             for backend in backends:
-                root = base / f"{backend}-{size}"
-                shutil.rmtree(root, ignore_errors=True)
+                root, local = base / f"{backend}-{size}", plan.local_dir / f"{backend}-{size}"
+                for path in (root, local):
+                    shutil.rmtree(path, ignore_errors=True)
                 root.mkdir(parents=True)
                 done, info = bench_one(root, backend, size, text, plan, args.seed)
                 variants += done
                 runs.append(info)
                 if args.dir is None:
                     shutil.rmtree(root, ignore_errors=True)
+                if args.local_dir is None:
+                    shutil.rmtree(local, ignore_errors=True)
     finally:
         if args.dir is None:
             shutil.rmtree(base, ignore_errors=True)
+        if args.local_dir is None:
+            shutil.rmtree(plan.local_dir, ignore_errors=True)
 
+    log("query embedding alone (reference)")
+    embedding = embedding_reference(text, 30 if args.quick else 200)
     results = [variant_record(v) for v in variants]
     ratios = ratio_rows(results)
     by_backend = backend_ratio_rows(results)
     checks = acceptance(results, ratios)
     print_report(results, ratios, by_backend, runs, checks, plan)
+    print(f"Query embedding alone (Embedder().embed_query, all-MiniLM-L6-v2 on CPU, in the bench "
+          f"process, after the servers): p50 {embedding['p50_ms']:.1f} ms, p95 "
+          f"{embedding['p95_ms']:.1f} ms over {embedding['n']} SciFact queries.")
     print(f"Load average (1 min) before / after the run: {load_before[0]:.1f} / "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other work on the machine "
           "shares them).")
@@ -838,6 +880,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "sparse": Bm25Encoder().name, "limit": LIMIT,
                  "rankings": {k: str(RANKINGS[k]) for k in rankings}},
         "runs": runs,
+        "query_embedding_alone": embedding,
         "filtered_vs_unfiltered": ratios,
         "local_vs_edge": by_backend,
         "results": results,

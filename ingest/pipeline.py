@@ -25,6 +25,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -42,8 +43,9 @@ from retrieval.versions import DocumentEntry, VersionCatalog, VersionInfo, new_v
 
 log = logging.getLogger(__name__)
 
-# Chunks are embedded and written in batches across documents: one model call per batch.
-EMBED_BATCH = 64
+# Chunks are embedded and written in batches across documents: one model call per batch
+# (the model sorts a batch by length, so larger batches pad less).
+EMBED_BATCH = 128
 # Reused chunks already have their vectors: they are written in larger batches.
 WRITE_BATCH = 512
 
@@ -74,8 +76,14 @@ class IngestReport:
 
 
 class _BatchWriter:
-    """Embeds new chunks EMBED_BATCH at a time; writes reused ones WRITE_BATCH at a time.
-    Every chunk gets its BM25 vector here."""
+    """Embeds new chunks EMBED_BATCH at a time and writes reused ones WRITE_BATCH at a time, in
+    a worker thread, while the caller parses the next files. Every chunk gets its BM25 vector.
+
+    One batch is in the worker at a time, and batches are written in the order they were made;
+    the next batch waits for the one before it, and an error in the worker surfaces at the next
+    add or at flush(). The model's matrix work releases the GIL, so parsing (Python) and
+    embedding (torch) overlap.
+    """
 
     def __init__(self, writer: VersionWriter, embedder: Embedder, bm25: Bm25Encoder) -> None:
         self._writer = writer
@@ -83,41 +91,65 @@ class _BatchWriter:
         self._bm25 = bm25
         self._pending: list[tuple[str, dict[str, object]]] = []
         self._ready: list[StoredChunk] = []
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-embed")
+        self._in_flight: Future[None] | None = None
 
     def add(self, chunk_id: str, payload: dict[str, object]) -> None:
         """A new chunk, to embed."""
         self._pending.append((chunk_id, payload))
         if len(self._pending) >= EMBED_BATCH:
-            self._embed_pending()
+            self._submit_pending()
 
     def add_ready(self, chunk: StoredChunk) -> None:
         """A chunk that already has its dense vector."""
-        sparse = self._bm25.encode_document(str(chunk.payload.get("text", "")))
-        self._ready.append(replace(chunk, sparse=sparse))
+        self._ready.append(chunk)
         if len(self._ready) >= WRITE_BATCH:
-            self._write_ready()
+            self._submit_ready()
 
     def flush(self) -> None:
-        self._embed_pending()
-        self._write_ready()
+        """Write everything added so far; returns when it is written (or raises its error)."""
+        self._submit_pending()
+        self._submit_ready()
+        self._wait()
 
-    def _embed_pending(self) -> None:
-        if not self._pending:
-            return
-        vectors = self._embedder.embed_documents([str(p["text"]) for _, p in self._pending])
+    def close(self) -> None:
+        """Stop the worker (after the batch it is on); call it whatever happened."""
+        self._worker.shutdown(wait=True, cancel_futures=True)
+
+    def _wait(self) -> None:
+        if self._in_flight is not None:
+            done, self._in_flight = self._in_flight, None
+            done.result()  # re-raises what the worker raised
+
+    def _submit(self, job: Callable[[], None]) -> None:
+        self._wait()
+        self._in_flight = self._worker.submit(job)
+
+    def _submit_pending(self) -> None:
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self._submit(lambda: self._embed_and_write(batch))
+
+    def _submit_ready(self) -> None:
+        if self._ready:
+            batch, self._ready = self._ready, []
+            self._submit(lambda: self._encode_and_write(batch))
+
+    def _embed_and_write(self, batch: list[tuple[str, dict[str, object]]]) -> None:
+        vectors = self._embedder.embed_documents([str(p["text"]) for _, p in batch])
         self._writer.upsert(
             [
                 StoredChunk(cid, vec.tolist(), payload,
                             self._bm25.encode_document(str(payload["text"])))
-                for (cid, payload), vec in zip(self._pending, vectors, strict=True)
+                for (cid, payload), vec in zip(batch, vectors, strict=True)
             ]
         )
-        self._pending.clear()
 
-    def _write_ready(self) -> None:
-        if self._ready:
-            self._writer.upsert(self._ready)
-            self._ready = []
+    def _encode_and_write(self, batch: list[StoredChunk]) -> None:
+        self._writer.upsert([
+            replace(c, sparse=self._bm25.encode_document(str(c.payload.get("text", ""))))
+            for c in batch
+        ])
 
 
 def _file_version(file: SourceFile) -> str:
@@ -301,8 +333,8 @@ def build_index_version(
     documents: dict[str, DocumentEntry] = {}
     bm25 = bm25 or Bm25Encoder()
     writer = catalog.backend.create(report.version_id, dim=embedder.dim, sparse=True)
+    batch = _BatchWriter(writer, embedder, bm25)
     try:
-        batch = _BatchWriter(writer, embedder, bm25)
         for done, file in enumerate(files, start=1):
             if file.acl is None:
                 report.no_acl.append(FileProblem(file.doc_id, "no ACL rule matches this file"))
@@ -341,6 +373,7 @@ def build_index_version(
                 report.carried += 1
                 documents[doc_id] = entry
         batch.flush()
+        batch.close()
         if report.documents == 0:
             raise IngestError(
                 "no document could be ingested; the current index version is unchanged"
@@ -363,6 +396,7 @@ def build_index_version(
         )
         writer.seal()
     except BaseException:
+        batch.close()  # no write may land after the abort
         writer.abort()
         catalog.forget(report.version_id)
         raise

@@ -95,3 +95,50 @@ def test_nothing_ingestible_keeps_the_current_version_and_leaves_nothing_behind(
     assert catalog.backend.versions() == [first.version_id]
     assert sorted(p.name for p in (tmp_path / "index").iterdir()) == ["CURRENT",
                                                                       first.version_id]
+
+
+class FailingEmbedder(Embedder):
+    """FAULT INJECTION around the real embedder: its `fail_on`-th batch raises."""
+
+    def __init__(self, real: Embedder, fail_on: int) -> None:
+        self._real, self._fail_on, self.calls = real, fail_on, 0
+
+    def embed_documents(self, texts):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.calls == self._fail_on:
+            raise RuntimeError("embedder out of memory (injected)")
+        return self._real.embed_documents(texts)
+
+    def token_ids(self, text: str) -> list[int]:
+        return self._real.token_ids(text)
+
+
+def test_an_embedding_error_in_the_worker_fails_the_build_and_keeps_the_current_version(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+):
+    import threading
+
+    import ingest.pipeline
+
+    monkeypatch.setattr(ingest.pipeline, "EMBED_BATCH", 2)  # several batches from a few files
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(8):
+        (docs / f"note-{i}.md").write_text(f"# Note {i}\n\n{SECTION_TEXT} Number {i}.\n")
+    catalog = _catalog(tmp_path)
+    source = _source(docs, [AclRule(glob="*", allow=["group:staff"])])
+    first = build_index_version([source], IngestSettings(), catalog=catalog, embedder=embedder)
+    assert first.chunks == 8
+    for i in range(8):
+        (docs / f"note-{i}.md").write_text(f"# Note {i}\n\nChanged text {i}. {SECTION_TEXT}\n")
+
+    failing = FailingEmbedder(embedder, fail_on=2)
+    with pytest.raises(RuntimeError, match="injected"):
+        build_index_version([source], IngestSettings(), catalog=catalog, embedder=failing)
+
+    assert failing.calls == 2  # the worker stopped at the failing batch
+    assert catalog.current() == first.version_id
+    assert catalog.backend.versions() == [first.version_id]
+    assert sorted(p.name for p in (tmp_path / "index").iterdir()) == ["CURRENT",
+                                                                      first.version_id]
+    assert not [t for t in threading.enumerate() if t.name.startswith("ingest-embed")]

@@ -18,12 +18,14 @@ from retrieval.bm25 import Bm25Encoder
 from retrieval.errors import StoreError
 from retrieval.store import (
     Fusion,
+    Hit,
     Ranking,
     ReadFilter,
     SearchMode,
     SparseVector,
     StoredChunk,
     VectorBackend,
+    break_ties,
     cosine_similarity,
 )
 
@@ -312,3 +314,11 @@ def test_a_sparse_version_refuses_a_chunk_without_its_sparse_vector(
             writer.upsert([StoredChunk(chunk.point_id, chunk.vector, chunk.payload)])
     finally:
         writer.abort()
+
+
+def test_equal_scores_rank_by_similarity_then_id_whatever_order_they_came_in() -> None:
+    hits = [Hit("b", 0.5, {}, 0.2), Hit("a", 0.5, {}, 0.2), Hit("c", 0.5, {}, 0.9),
+            Hit("d", 0.7, {}, 0.1), Hit("e", 0.1, {}, 1.0)]
+    expected = ["d", "c", "a", "b"]
+    assert [h.point_id for h in break_ties(hits, 4)] == expected
+    assert [h.point_id for h in break_ties(list(reversed(hits)), 4)] == expected

@@ -24,8 +24,6 @@ the product's own API into a generated deployment (config, Casbin policy, API ke
    for "dense". The ranking actually used is read from each response (`search_mode`).
 3. the server's peak RSS (VmHWM in /proc/PID/status) after its requests.
 
-Then, for reference, the query embedding alone (`Embedder().embed_query`) in this process.
-
 Variants are timed round-robin per query (starting variant rotated), after a warm-up, so they
 share the machine's noise. qdrant-client local mode is brute force in Python (~2 s per dense and
 ~6 s per hybrid search at 100k here), so it gets far fewer queries than Edge (printed beside
@@ -514,6 +512,7 @@ def bench_one(root: Path, backend: str, size: int, text: Text, plan: Plan, seed:
             log(f"[{backend} {size}] store-only: {len(store)} variants x "
                 f"{plan.store_queries[backend]} queries (+{plan.warmup[backend]} warm-up)")
             measure(store, plan.store_queries[backend], plan.warmup[backend], "store")
+            info["load_average_1min"] = {"after_store_only": round(os.getloadavg()[0], 2)}
         finally:
             reader.close()
     finally:
@@ -534,6 +533,7 @@ def bench_one(root: Path, backend: str, size: int, text: Text, plan: Plan, seed:
             f"{plan.e2e_queries[backend]} queries (+{plan.warmup[backend]} warm-up)")
         measure(e2e, plan.e2e_queries[backend], plan.warmup[backend], "e2e")
         info["server"]["memory_after_queries_mib"] = proc_memory(pid)
+        info["load_average_1min"]["after_e2e"] = round(os.getloadavg()[0], 2)
     return store + e2e, info
 
 
@@ -548,8 +548,8 @@ def used_mode(r: dict[str, Any]) -> str:
     """The ranking a result ran with: as requested (store), as the server said (e2e)."""
     if r["path"] == "store":
         return str(r["ranking"])
-    used = r.get("ranking_used") or {}
-    return max(used, key=used.get) if used else str(r["ranking"])
+    used: dict[str, int] = r.get("ranking_used") or {}
+    return max(used, key=lambda mode: used[mode]) if used else str(r["ranking"])
 
 
 def find(results: list[dict[str, Any]], **key: Any) -> dict[str, Any] | None:
@@ -650,14 +650,16 @@ def print_report(results: list[dict[str, Any]], ratios: list[dict[str, Any]],
                   f"{b['local_over_edge_p50']:.0f}x |")
     print("\n### Builds and servers\n")
     print("| chunks | backend | upsert s | seal s | server start s | server RSS after start MiB "
-          "| server peak RSS (VmHWM) MiB |")
-    print("|---:|---|---:|---:|---:|---:|---:|")
+          "| server peak RSS (VmHWM) MiB | load avg after store-only / e2e |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
     for run in runs:
         s = run.get("server", {})
         print(f"| {run['chunks']:,} | {run['backend']} | {run['build']['upsert_s']:.1f} | "
               f"{run['build']['seal_s']:.1f} | {s.get('startup_s', float('nan')):.1f} | "
               f"{s.get('memory_after_start_mib', {}).get('VmRSS', float('nan')):.0f} | "
-              f"{s.get('memory_after_queries_mib', {}).get('VmHWM', float('nan')):.0f} |")
+              f"{s.get('memory_after_queries_mib', {}).get('VmHWM', float('nan')):.0f} | "
+              f"{run['load_average_1min']['after_store_only']:.1f} / "
+              f"{run['load_average_1min'].get('after_e2e', float('nan')):.1f} |")
     print("\nQueries per variant: " + "; ".join(
         f"{b} store-only {plan.store_queries[b]}, e2e {plan.e2e_queries[b]} "
         f"(+{plan.warmup[b]} warm-up)" for b in plan.backends)
@@ -682,23 +684,6 @@ def print_report(results: list[dict[str, Any]], ratios: list[dict[str, Any]],
         print(f"- {c['verdict']}: {c['check']}: {value} (target <= {c['limit']:g} {c['unit']})")
 
 
-def embedding_reference(text: Text, count: int) -> dict[str, dict[str, float]]:
-    """The query embedding alone (what every e2e request does first), in this process: a first
-    pass over `count` queries, then a second over the same ones. The first time torch meets an
-    input length it is slower (several times, here), so the first pass is the slower."""
-    embedder = Embedder()
-    embedder.warm_up()
-    out = {}
-    for name in ("first_pass", "second_pass"):
-        times = []
-        for query in text.queries[:count]:
-            started = time.perf_counter()
-            embedder.embed_query(query)
-            times.append(time.perf_counter() - started)
-        out[name] = summary(times)
-    return out
-
-
 def plot(results: list[dict[str, Any]], path: Path) -> str | None:
     """p50 against corpus size, log axes, one panel per ranking used; None if not written."""
     try:
@@ -713,39 +698,48 @@ def plot(results: list[dict[str, Any]], path: Path) -> str | None:
                     if m in RANKINGS else 99)
     colours = {("edge", "store"): "tab:blue", ("edge", "e2e"): "tab:cyan",
                ("local", "store"): "tab:red", ("local", "e2e"): "tab:orange"}
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5), squeeze=False,
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5.6), squeeze=False,
                              sharey=True)
+    sizes = sorted({r["chunks"] for r in results})
+    handles: dict[str, Any] = {}
     for ax, mode in zip(axes[0], panels, strict=True):
-        series: dict[tuple[str, str, str, str], list[tuple[int, float]]] = {}
+        series: dict[tuple[str, str, str], list[tuple[int, float]]] = {}
+        requested = set()
         for r in results:
             if used_mode(r) == mode:
-                key = (r["backend"], r["path"], r["ranking"], r["caller"])
-                series.setdefault(key, []).append((r["chunks"], r["p50_ms"]))
-        for (backend, path_, ranking, caller), points in sorted(series.items()):
+                series.setdefault((r["backend"], r["path"], r["caller"]), []).append(
+                    (r["chunks"], r["p50_ms"]))
+                if r["path"] == "e2e":
+                    requested.add("search_mode omitted (default)" if r["ranking"] == "default"
+                                  else f"{r['ranking']} asked for")
+        for (backend, path_, caller), points in sorted(series.items()):
             points.sort()
-            label = f"{backend} {path_}{'' if path_ == 'store' else ' ' + ranking} {caller}"
-            ax.plot([p[0] for p in points], [p[1] for p in points],
-                    color=colours.get((backend, path_), "gray"),
-                    linestyle="-" if caller == "filtered" else ":",
-                    marker="o" if caller == "filtered" else "s", label=label)
-        ax.axhline(TARGET_STORE_MS, color="tab:blue", linewidth=0.8, linestyle="--", alpha=0.5)
-        ax.axhline(TARGET_E2E_MS, color="tab:cyan", linewidth=0.8, linestyle="--", alpha=0.5)
-        ax.text(min(r["chunks"] for r in results), TARGET_STORE_MS * 1.08, "store target 5 ms",
-                fontsize=7, color="tab:blue")
-        ax.text(min(r["chunks"] for r in results), TARGET_E2E_MS * 1.08, "e2e target 50 ms",
-                fontsize=7, color="tab:cyan")
+            label = (f"{backend}, {'store-only' if path_ == 'store' else 'e2e /v1/search'}, "
+                     f"{caller}")
+            (line,) = ax.plot([p[0] for p in points], [p[1] for p in points],
+                              color=colours.get((backend, path_), "gray"),
+                              linestyle="-" if caller == "filtered" else ":",
+                              marker="o" if caller == "filtered" else "s", label=label)
+            handles.setdefault(label, line)
+        for target, colour, what in ((TARGET_STORE_MS, "tab:blue", "store-only"),
+                                     (TARGET_E2E_MS, "tab:cyan", "e2e")):
+            ax.axhline(target, color=colour, linewidth=0.8, linestyle="--", alpha=0.6)
+            ax.text(sizes[0], target * 1.08, f"{what} target {target:g} ms (Edge, 100k)",
+                    fontsize=7, color=colour)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xticks(sorted({r["chunks"] for r in results}))
-        ax.set_xticklabels([f"{s:,}" for s in sorted({r["chunks"] for r in results})])
+        ax.set_xticks(sizes)
+        ax.set_xticklabels([f"{s:,}" for s in sizes])
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("corpus size (chunks)")
-        ax.set_title(f"ranking used: {mode}")
+        e2e_note = f"; e2e requests: {', '.join(sorted(requested))}" if requested else ""
+        ax.set_title(f"ranking used: {mode}{e2e_note}", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
     axes[0][0].set_ylabel("p50 latency (ms)")
-    fig.suptitle("Clearance search latency (p50): store-only vs end-to-end /v1/search")
-    fig.tight_layout()
+    fig.suptitle("Clearance search latency, p50 (filtered: caller reads ~5% of chunks; "
+                 "unfiltered: every chunk)", fontsize=11)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=4, fontsize=8)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -846,18 +840,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.local_dir is None:
             shutil.rmtree(plan.local_dir, ignore_errors=True)
 
-    log("query embedding alone (reference)")
-    embedding = embedding_reference(text, 30 if args.quick else 200)
     results = [variant_record(v) for v in variants]
     ratios = ratio_rows(results)
     by_backend = backend_ratio_rows(results)
     checks = acceptance(results, ratios)
     print_report(results, ratios, by_backend, runs, checks, plan)
-    first, second = embedding["first_pass"], embedding["second_pass"]
-    print(f"Query embedding alone (Embedder().embed_query, all-MiniLM-L6-v2 on CPU, in the bench "
-          f"process, after the servers), {first['n']} SciFact queries: first pass p50 "
-          f"{first['p50_ms']:.1f} ms, p95 {first['p95_ms']:.1f} ms; the same queries again p50 "
-          f"{second['p50_ms']:.1f} ms, p95 {second['p95_ms']:.1f} ms.")
     print(f"Load average (1 min) before / after the run: {load_before[0]:.1f} / "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other work on the machine "
           "shares them).")
@@ -894,7 +881,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "sparse": Bm25Encoder().name, "limit": LIMIT,
                  "rankings": {k: str(RANKINGS[k]) for k in rankings}},
         "runs": runs,
-        "query_embedding_alone": embedding,
         "filtered_vs_unfiltered": ratios,
         "local_vs_edge": by_backend,
         "results": results,

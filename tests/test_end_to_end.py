@@ -140,11 +140,11 @@ def test_weak_evidence_abstains(deployment: Deployment):
 def test_search_results_carry_the_documented_fields(deployment: Deployment):
     with deployment.client("alice") as client:
         body = client.post("/v1/search", json={"query": "parental leave", "top_k": 3}).json()
-    assert set(body) == {"request_id", "index_version", "results"}
+    assert set(body) == {"request_id", "index_version", "search_mode", "results"}
     top = body["results"][0]
     assert top["doc_id"] == "hr:parental-leave.md"
     assert set(top) == {"chunk_id", "doc_id", "source", "title", "uri", "page", "doc_version",
-                        "source_modified_at", "ingested_at", "score", "text"}
+                        "source_modified_at", "ingested_at", "score", "similarity", "text"}
     assert top["source"] == "hr" and top["uri"] == "parental-leave.md"
 
 

@@ -189,11 +189,14 @@ def test_injected_instructions_change_nothing_a_caller_can_see(world: Deployment
 
 def test_earlier_turns_help_interpret_the_question(world: Deployment, llm: FakeLlm):
     llm.reply = lambda messages: "See the source [1]."
+    # Dense ranking: BM25 alone would match "close" to "to close in March" without any context.
     with world.client("carol") as client:
         alone = client.post("/v1/chat/completions", json={
-            "model": "x", "messages": [{"role": "user", "content": "And when does it close?"}],
+            "model": "x", "search_mode": "dense",
+            "messages": [{"role": "user", "content": "And when does it close?"}],
         }).json()
-        followup = client.post("/v1/chat/completions", json={"model": "x", "messages": [
+        followup = client.post("/v1/chat/completions", json={
+            "model": "x", "search_mode": "dense", "messages": [
             {"role": "user", "content": "Tell me about the Kestrel Labs acquisition."},
             {"role": "assistant", "content": "The board approved it [1]."},
             {"role": "user", "content": "And when does it close?"},

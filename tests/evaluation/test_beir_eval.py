@@ -46,7 +46,7 @@ def test_plain_evaluation_prints_the_figures(tmp_path: Path, capsys: pytest.Capt
     assert main(["eval", "beir", str(data), "--workdir", str(tmp_path)]) == 0
     lines = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
     assert lines["documents"] == "18"
-    assert lines["default ranking"] == "hybrid-rrf"
+    assert lines["default ranking"] == "hybrid-dbsf"
     for name in RANKINGS:  # every ranking scored, side by side, on the one ingested version
         assert lines[f"queries [{name}]"] == "6"
         # Each query is the relevant document's own sentence: every ranking finds it.
@@ -70,14 +70,14 @@ def test_permission_aware_evaluation_scores_each_user_on_what_they_may_read(
         assert scores.returned > 0
     # reader-all sees everything: every judged document is found.
     assert min(report.users["reader-all"].recall100) == 1.0
-    assert any(line.startswith("ndcg@10 [hybrid-rrf, reader-one]: ") for line in report.lines())
+    assert any(line.startswith("ndcg@10 [hybrid-dbsf, reader-one]: ") for line in report.lines())
 
 
 def test_chosen_rankings_and_the_default_are_scored(tmp_path: Path, embedder: Embedder):
     dataset = load_beir(write_dataset(tmp_path / "tiny"))
     report = evaluate(dataset, tmp_path / "work", embedder=embedder, permissions=True,
                       rankings=["dense", "sparse"])
-    assert list(report.scores) == ["dense", "sparse", "hybrid-rrf"]
+    assert list(report.scores) == ["dense", "sparse", "hybrid-dbsf"]
     assert report.leaks == 0
     for users in report.scores.values():
         assert min(users["reader-all"].recall100) == 1.0

@@ -15,8 +15,8 @@ class RetrievalSettings(BaseModel):
     ask for another. `fusion` merges the two lists of a hybrid search: distribution-based score
     fusion (`dbsf`) or reciprocal rank fusion (`rrf`, weighted by `dense_weight` and
     `sparse_weight`). The defaults, hybrid with DBSF, score best of all the rankings on the BEIR
-    SciFact evaluation (README "Retrieval quality"). `bm25_*` set how documents are weighted when they are indexed: changing
-    them applies to the next build.
+    SciFact evaluation (README "Retrieval quality"). `bm25_*` set how documents are weighted
+    when they are indexed: changing them applies to the next build.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

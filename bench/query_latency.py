@@ -9,7 +9,7 @@ the product's own API into a generated deployment (config, Casbin policy, API ke
 
 1. store-only: `reader.search(vector, access=ReadFilter(principals), limit=10, sparse=...,
    ranking=...)` on the reader the backend opens, in this process, for each ranking (dense, and
-   hybrid = `Ranking(SearchMode.HYBRID, Fusion.RRF)`, the configured default; `--rankings` may
+   hybrid = `RetrievalSettings().ranking()`, the configured default; `--rankings` may
    add sparse) and each caller:
    - filtered: `user:bench-few` + 5 of the 100 groups: ~5% of the chunks;
    - unfiltered: `user:bench-all` + `group:all`, which every chunk's ACL holds. The store has no
@@ -92,8 +92,8 @@ from ingest.sources import SourceFile  # noqa: E402
 from ingest.tagging import chunk_payload, point_id  # noqa: E402
 from retrieval.bm25 import Bm25Encoder  # noqa: E402
 from retrieval.embedder import Embedder  # noqa: E402
+from retrieval.settings import RetrievalSettings  # noqa: E402
 from retrieval.store import (  # noqa: E402
-    Fusion,
     Hit,
     Ranking,
     ReadFilter,
@@ -119,7 +119,7 @@ BACKEND_NAMES = {"edge": "Qdrant Edge (EdgeBackend)",
                  "local": "qdrant-client local mode (ServerBackend(QdrantClient(path=...)))"}
 LOCAL_PREFIX = "clearance"  # ServerBackend's default, as bench/serve_local_mode.py uses
 RANKINGS = {"dense": Ranking(), "sparse": Ranking(SearchMode.SPARSE),
-            "hybrid": Ranking(SearchMode.HYBRID, Fusion.RRF)}
+            "hybrid": RetrievalSettings().ranking(SearchMode.HYBRID)}
 DEFAULT_RANKINGS = ("dense", "hybrid")
 TARGET_STORE_MS, TARGET_RATIO, TARGET_E2E_MS, TARGET_SIZE = 5.0, 1.5, 50.0, 100_000
 

@@ -87,7 +87,7 @@ from retrieval.store import (
     SparseVector,
     StoredChunk,
     break_ties,
-    cosine_similarity,
+    scored_hit,
 )
 
 log = logging.getLogger(__name__)
@@ -226,20 +226,6 @@ def _query_request(
     )
     return QueryRequest(limit=limit, query=fusion, prefetches=branches, filter=query_filter,
                         with_payload=True, with_vector=[_DENSE_VECTOR])
-
-
-def _hit(point: Any, vector: Sequence[float], ranking: Ranking) -> Hit:
-    score = float(point.score)
-    if ranking.mode is SearchMode.DENSE:
-        similarity = score  # the distance is cosine
-    else:
-        stored = point.vector  # asked for the dense one alone: it may come back unnamed
-        if isinstance(stored, dict):
-            stored = stored.get(_DENSE_VECTOR)
-        if stored is None:
-            raise StoreError(f"point {point.id} came back without its dense vector")
-        similarity = cosine_similarity(vector, stored)
-    return Hit(str(point.id), score, dict(point.payload or {}), similarity)
 
 
 class EdgeWriter:
@@ -381,13 +367,13 @@ class EdgeReader:
             query_filter = _read_filter(access)
         except Exception as exc:  # a filter that cannot be built fails the search
             raise StoreError(f"cannot build the permission filter: {exc}") from exc
-        if ranking.mode is SearchMode.DENSE:
-            request = _query_request(vector, sparse, ranking, query_filter, limit)
-            points = self._call("dense search", EdgeShard.query, request)
-            return [_hit(p, vector, ranking) for p in points]
-        request = _query_request(vector, sparse, ranking, query_filter, limit + TIE_MARGIN)
+        dense = ranking.mode is SearchMode.DENSE
+        request = _query_request(vector, sparse, ranking, query_filter,
+                                 limit if dense else limit + TIE_MARGIN)
         points = self._call(f"{ranking.mode} search", EdgeShard.query, request)
-        return break_ties([_hit(p, vector, ranking) for p in points], limit)
+        hits = [scored_hit(str(p.id), float(p.score), p.payload, p.vector, vector, ranking)
+                for p in points]
+        return hits if dense else break_ties(hits, limit)
 
     def count(self) -> int:
         return int(self._call("count", EdgeShard.count, CountRequest(exact=True)))

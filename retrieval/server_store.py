@@ -48,7 +48,7 @@ from retrieval.store import (
     SparseVector,
     StoredChunk,
     break_ties,
-    cosine_similarity,
+    scored_hit,
 )
 
 log = logging.getLogger(__name__)
@@ -147,20 +147,6 @@ def _query_arguments(
     )
     return {"query": fusion, "prefetch": branches, "query_filter": query_filter,
             "with_vectors": [_DENSE_VECTOR]}
-
-
-def _hit(point: models.ScoredPoint, vector: Sequence[float], ranking: Ranking) -> Hit:
-    score = float(point.score)
-    if ranking.mode is SearchMode.DENSE:
-        similarity = score  # the distance is cosine
-    else:
-        stored: Any = point.vector  # asked for the dense one alone: it may come back unnamed
-        if isinstance(stored, dict):
-            stored = stored.get(_DENSE_VECTOR)
-        if not isinstance(stored, list):
-            raise StoreError(f"point {point.id} came back without its dense vector")
-        similarity = cosine_similarity(vector, stored)
-    return Hit(str(point.id), score, dict(point.payload or {}), similarity)
 
 
 def _stored_chunk(record: models.Record, version_id: str) -> StoredChunk:
@@ -306,7 +292,8 @@ class ServerReader:
                 with_payload=True, **arguments
             ),
         )
-        hits = [_hit(p, vector, ranking) for p in response.points]
+        hits = [scored_hit(str(p.id), float(p.score), p.payload, p.vector, vector, ranking)
+                for p in response.points]
         return hits if dense else break_ties(hits, limit)
 
     def count(self) -> int:

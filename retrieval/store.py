@@ -23,6 +23,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from retrieval.errors import StoreError
+
 # Payload fields that carry a keyword index, created before the first write.
 INDEXED_FIELDS = ("acl", "doc_id", "source")
 # The name of the sparse (BM25) vector in a version that has one.
@@ -77,6 +79,20 @@ def break_ties(hits: list[Hit], limit: int) -> list[Hit]:
     """The best `limit` hits, equal scores ordered by similarity then point id, so the same
     chunks rank the same in every version and backend."""
     return sorted(hits, key=lambda h: (-h.score, -h.similarity, h.point_id))[:limit]
+
+
+def scored_hit(point_id: str, score: float, payload: dict[str, Any] | None,
+               stored_vector: Any, query: Sequence[float], ranking: Ranking) -> Hit:
+    """A search result as a Hit: in a dense search the score is the similarity (the distance is
+    cosine); otherwise the similarity is computed from the dense vector the point came back with
+    (unnamed, or named "" among others). StoreError if it came back without one."""
+    if ranking.mode is SearchMode.DENSE:
+        return Hit(point_id, score, dict(payload or {}), score)
+    if isinstance(stored_vector, dict):
+        stored_vector = stored_vector.get("")
+    if not isinstance(stored_vector, list):
+        raise StoreError(f"point {point_id} came back without its dense vector")
+    return Hit(point_id, score, dict(payload or {}), cosine_similarity(query, stored_vector))
 
 
 def cosine_similarity(a: Sequence[float], b: Sequence[float]) -> float:

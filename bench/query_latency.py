@@ -63,7 +63,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -83,6 +82,7 @@ if str(REPO) not in sys.path:  # run as a script: bench/ is sys.path[0], not the
     sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
+from serving import clearance_serve, server_process  # noqa: E402
 
 from api.keys import KeyStore  # noqa: E402
 from api.services import open_catalog  # noqa: E402
@@ -359,49 +359,19 @@ def store_variants(reader: Any, corpus: Corpus, text: Text, key: dict[str, Any],
     return out
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
-def server_process(backend: str, config: Path, local_path: Path, log_path: Path
-                   ) -> Iterator[tuple[str, int, float]]:
+def api_server(backend: str, config: Path, local_path: Path, log_path: Path
+               ) -> Iterator[tuple[str, int, float]]:
     """The API in a child process; yields (url, pid, seconds to the first healthy /healthz)."""
-    port = free_port()
     if backend == "edge":  # the product's own `clearance serve`
-        command = [sys.executable, "-m", "api.cli", "--config", str(config), "serve",
-                   "--host", "127.0.0.1", "--port", str(port)]
+        command = clearance_serve(config)
     else:
-        command = [sys.executable, str(REPO / "bench" / "serve_local_mode.py"), "--config",
-                   str(config), "--qdrant-path", str(local_path), "--port", str(port)]
+        def command(port: int) -> list[str]:
+            return [sys.executable, str(REPO / "bench" / "serve_local_mode.py"), "--config",
+                    str(config), "--qdrant-path", str(local_path), "--port", str(port)]
     started = time.perf_counter()
-    with log_path.open("wb") as out:
-        proc = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 900
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"server exited with {proc.returncode}: "
-                                       f"{log_path.read_text(errors='replace')[-3000:]}")
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start in 900 s; see {log_path}")
-                time.sleep(0.2)
-            yield url, proc.pid, time.perf_counter() - started
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with server_process(command, log_path, start_timeout_s=900) as (url, pid):
+        yield url, pid, time.perf_counter() - started
 
 
 def proc_memory(pid: int) -> dict[str, float]:
@@ -519,7 +489,7 @@ def bench_one(root: Path, backend: str, size: int, text: Text, plan: Plan, seed:
         catalog.backend.close()  # local mode: frees its directory for the server process
 
     log(f"[{backend} {size}] end-to-end: starting the server")
-    with (server_process(backend, config, local_path, root / "server.log") as (url, pid, up_s),
+    with (api_server(backend, config, local_path, root / "server.log") as (url, pid, up_s),
           httpx.Client(base_url=url, timeout=600) as client):
         memory = proc_memory(pid)
         field_name, fields, problem = mode_field(client, keys["filtered"])

@@ -41,14 +41,12 @@ import json
 import os
 import platform
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,6 +58,7 @@ if str(REPO) not in sys.path:  # run as a script: bench/ is sys.path[0], not the
     sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
+from serving import clearance_serve, server_process  # noqa: E402
 
 from api.keys import KeyStore  # noqa: E402
 from api.services import open_catalog  # noqa: E402
@@ -89,44 +88,11 @@ def replace_file(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
-def server_process(config: Path, log_path: Path) -> Any:
+def served(config: Path, log_path: Path) -> Iterator[str]:
     """`clearance serve` in a child process; yields its URL once /healthz answers."""
-    port = free_port()
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "--config", str(config), "serve",
-             "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"server exited with {proc.returncode}; see {log_path}")
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start in 180 s; see {log_path}")
-                time.sleep(0.2)
-            yield url
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with server_process(clearance_serve(config), log_path, start_timeout_s=180) as (url, _):
+        yield url
 
 
 @contextmanager
@@ -246,7 +212,7 @@ def bench(root: Path, args: argparse.Namespace, kinds: list[str]) -> int:
     with ExitStack() as stack:
         server: AbstractContextManager[str]
         if args.server == "process":
-            server = server_process(config, root / "server.log")
+            server = served(config, root / "server.log")
         else:
             server = server_thread(settings, embedder)
         url = stack.enter_context(server)

@@ -59,6 +59,7 @@ from qdrant_edge import (
     Filter,
     HnswIndexConfig,
     IdfParams,
+    KeywordIndexParams,
     MatchAny,
     Modifier,
     PayloadSchemaType,
@@ -78,6 +79,7 @@ from retrieval.store import (
     DENSE,
     INDEXED_FIELDS,
     SPARSE_VECTOR,
+    TENANT_FIELD,
     TIE_MARGIN,
     Fusion,
     Hit,
@@ -188,6 +190,11 @@ def _read_filter(access: ReadFilter) -> Filter:
     return Filter(must=[Filter(should=allowed)], must_not=must_not or None)
 
 
+def _field_index(name: str) -> Any:
+    """The index made on payload field `name`: keyword, and a tenant index for TENANT_FIELD."""
+    return KeywordIndexParams(is_tenant=True) if name == TENANT_FIELD else PayloadSchemaType.Keyword
+
+
 def _point(chunk: StoredChunk, sparse: bool) -> Point:
     dense = [float(x) for x in chunk.vector]
     if not sparse:
@@ -269,13 +276,16 @@ class EdgeWriter:
                 ) from exc
 
     def indexed_fields(self) -> dict[str, str]:
-        """Payload fields with an index, as the engine reports them: {field: schema type}."""
+        """Payload fields with an index, as the engine reports them: {field: schema type}, the
+        type followed by ", tenant" for a tenant index."""
         with self._lock:
             shard = self._open_shard()
             schema = shard.info().payload_schema
         # The engine's enums are not Python Enums: no .name, but str() is "PayloadSchemaType.X".
         return {
-            name: str(info.data_type).rsplit(".", 1)[-1].lower() for name, info in schema.items()
+            name: str(info.data_type).rsplit(".", 1)[-1].lower()
+            + (", tenant" if getattr(info.params, "is_tenant", None) else "")
+            for name, info in schema.items()
         }
 
     def seal(self) -> None:
@@ -477,7 +487,7 @@ class EdgeBackend:
         try:
             # Before any point: without these, filtered search silently misses permitted points.
             for name in INDEXED_FIELDS:
-                shard.update(UpdateOperation.create_field_index(name, PayloadSchemaType.Keyword))
+                shard.update(UpdateOperation.create_field_index(name, _field_index(name)))
         except Exception as exc:
             shard.close()
             shutil.rmtree(building, ignore_errors=True)

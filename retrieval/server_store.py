@@ -39,6 +39,7 @@ from retrieval.store import (
     DENSE,
     INDEXED_FIELDS,
     SPARSE_VECTOR,
+    TENANT_FIELD,
     TIE_MARGIN,
     Fusion,
     Hit,
@@ -102,6 +103,13 @@ def _read_filter(access: ReadFilter) -> models.Filter:
     if access.exclude_sources:
         must_not.append(_any("source", access.exclude_sources))
     return models.Filter(must=[models.Filter(should=allowed)], must_not=must_not or None)
+
+
+def _field_index(name: str) -> Any:
+    """The index made on payload field `name`: keyword, and a tenant index for TENANT_FIELD."""
+    if name == TENANT_FIELD:
+        return models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
+    return models.PayloadSchemaType.KEYWORD
 
 
 def _point(chunk: StoredChunk, sparse: bool) -> models.PointStruct:
@@ -205,7 +213,8 @@ class ServerWriter:
         self._beat()
 
     def indexed_fields(self) -> dict[str, str]:
-        """Payload fields with an index, as the server reports them: {field: schema type}.
+        """Payload fields with an index, as the server reports them: {field: schema type}, the
+        type followed by ", tenant" for a tenant index.
 
         qdrant-client local mode keeps no payload indexes and always reports none.
         """
@@ -213,7 +222,11 @@ class ServerWriter:
             f"reading collection {self._collection!r}",
             lambda: self._client.get_collection(self._collection),
         )
-        return {name: str(schema.data_type.value) for name, schema in info.payload_schema.items()}
+        return {
+            name: str(schema.data_type.value)
+            + (", tenant" if getattr(schema.params, "is_tenant", None) else "")
+            for name, schema in info.payload_schema.items()
+        }
 
     def seal(self, timeout_s: float = _SEAL_TIMEOUT_S) -> None:
         self._check_open()
@@ -404,7 +417,7 @@ class ServerBackend:
                         "ignore", message="Payload indexes have no effect", category=UserWarning
                     )
                     self._client.create_payload_index(
-                        name, field, field_schema=models.PayloadSchemaType.KEYWORD, wait=True
+                        name, field, field_schema=_field_index(field), wait=True
                     )
         except Exception as exc:
             _wrap(f"deleting collection {name!r}", lambda: self._client.delete_collection(name))

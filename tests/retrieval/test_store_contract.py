@@ -322,7 +322,9 @@ def test_payload_indexes_exist_before_first_write(
         )
     writer: Any = backend.create("v1", dim=DIM)
     try:
-        assert writer.indexed_fields() == dict.fromkeys(INDEXED_FIELDS, "keyword")
+        # acl's is a tenant index: chunks that share ACL tokens are stored together.
+        assert writer.indexed_fields() == {"acl": "keyword, tenant", "doc_id": "keyword",
+                                           "source": "keyword"}
     finally:
         writer.abort()
 
@@ -333,11 +335,14 @@ class _RecordingClient(QdrantClient):
     def __init__(self) -> None:
         super().__init__(":memory:")
         self.calls: list[tuple[str, str]] = []
+        self.tenant_indexes: list[str] = []
 
     def create_payload_index(  # type: ignore[override]
         self, collection_name: str, field_name: str, **kw: Any
     ) -> Any:
         self.calls.append(("index", field_name))
+        if getattr(kw.get("field_schema"), "is_tenant", False):
+            self.tenant_indexes.append(field_name)
         return super().create_payload_index(collection_name, field_name, **kw)
 
     def upsert(self, collection_name: str, points: Any, **kw: Any) -> Any:  # type: ignore[override]
@@ -351,6 +356,7 @@ def test_server_creates_indexes_before_any_upsert() -> None:
     _build(backend, "v1", _chunks(150))
     first_upsert = client.calls.index(("upsert", "clearance_v1"))
     assert client.calls[:first_upsert] == [("index", f) for f in INDEXED_FIELDS]
+    assert client.tenant_indexes == ["acl"]  # what a server co-locates chunks by
     backend.close()
 
 

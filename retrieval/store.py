@@ -27,10 +27,11 @@ from retrieval.errors import StoreError
 
 # Payload fields that carry a keyword index, created before the first write.
 INDEXED_FIELDS = ("acl", "doc_id", "source")
-# The one among them whose index is a tenant index: when a version is sealed, the engine stores
-# the chunks that share ACL tokens next to each other, so a filtered search reads the permitted
-# vectors in runs rather than one at a time from all over the version (bench/query_latency.py,
-# 100k chunks, 5% permitted: 3.0 -> 1.0 ms p50 dense, 7.3 -> 3.8 ms hybrid).
+# The one among them whose index is a tenant index (Qdrant's is_tenant, not Clearance's tenants):
+# when a version is sealed, the engine stores the chunks with the same ACL next to each other, so
+# a filtered search reads the permitted vectors in runs rather than one at a time from all over
+# the version (bench/query_latency.py, 100k chunks, 5% permitted: 3.0 -> 1.0 ms p50 dense,
+# 7.3 -> 3.8 ms hybrid).
 TENANT_FIELD = "acl"
 # The name of the sparse (BM25) vector in a version that has one.
 SPARSE_VECTOR = "bm25"

@@ -322,7 +322,7 @@ def test_payload_indexes_exist_before_first_write(
         )
     writer: Any = backend.create("v1", dim=DIM)
     try:
-        # acl's is a tenant index: chunks that share ACL tokens are stored together.
+        # acl's is a tenant index: a sealed version stores chunks with the same ACL together.
         assert writer.indexed_fields() == {"acl": "keyword, tenant", "doc_id": "keyword",
                                            "source": "keyword"}
     finally:

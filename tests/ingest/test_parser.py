@@ -298,3 +298,29 @@ def test_html_text_hidden_from_readers_is_not_parsed(tmp_path: Path):
     assert "Permits are issued at the facilities desk." in text
     assert "Shown in small print." in text  # font-size:10px is visible
     assert "HIDDEN" not in text
+
+
+def test_plain_text_heading_opens_a_section(tmp_path: Path) -> None:
+    # unstructured tells a heading from narrative text by counting sentences and, for short
+    # texts, looking for a verb with the tagger.
+    path = tmp_path / "results.txt"
+    path.write_text(
+        "Quarterly Results\n\n"
+        "The revenue grew by ten percent this quarter. Costs stayed flat over the period.\n"
+    )
+    doc = parse_document(path)
+    assert doc.title == "Quarterly Results"
+    by_text = {element.text: element for element in doc.elements}
+    narrative = "The revenue grew by ten percent this quarter. Costs stayed flat over the period."
+    assert by_text[narrative].section == "Quarterly Results"
+
+
+def test_sentences_come_from_rules_and_the_model_only_tags(tmp_path: Path) -> None:
+    parse_document(write_txt(tmp_path / "report.txt"))  # loads unstructured as parsing does
+    from unstructured.nlp import tokenize
+
+    assert tokenize.sent_tokenize("Costs stayed flat. Revenue grew by 10.5 percent.") == [
+        "Costs stayed flat.", "Revenue grew by 10.5 percent."]
+    pipes = tokenize._get_nlp().pipe_names
+    assert "tagger" in pipes
+    assert "parser" not in pipes and "senter" not in pipes

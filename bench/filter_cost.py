@@ -52,7 +52,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -69,6 +68,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script: bench/ is sys.path[0], not the repository
     sys.path.insert(0, str(REPO))
 
+from provenance import git_state  # noqa: E402
 from qdrant_edge import EdgeShard, Query, QueryRequest  # noqa: E402
 
 from retrieval.edge_store import EdgeBackend, _read_filter  # noqa: E402
@@ -397,14 +397,6 @@ def print_table(title: str, variants: dict[str, dict[str, Any]]) -> None:
               f"{v['paired_median_ratio']:>10.2f} {v['ratio_p95_to_unfiltered']:>8.2f} "
               f"{v['recall_at_10']:>9.3f} {v['hits_not_permitted']:>8}")
 
-
-def git_state() -> dict[str, Any]:
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
-        return done.stdout.rstrip("\n")
-    return {"head": git("rev-parse", "--short", "HEAD"),
-            "dirty": [line[3:] for line in git("status", "--porcelain").splitlines()
-                      if not line[3:].startswith("bench/")]}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

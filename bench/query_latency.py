@@ -64,7 +64,6 @@ import platform
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -82,6 +81,7 @@ if str(REPO) not in sys.path:  # run as a script: bench/ is sys.path[0], not the
     sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
+from provenance import git_state  # noqa: E402
 from serving import clearance_serve, server_process  # noqa: E402
 
 from api.keys import KeyStore  # noqa: E402
@@ -715,14 +715,6 @@ def plot(results: list[dict[str, Any]], path: Path) -> str | None:
     plt.close(fig)
     return None
 
-
-def git_state() -> dict[str, Any]:
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
-        return done.stdout.rstrip("\n")
-    return {"head": git("rev-parse", "--short", "HEAD"),
-            "dirty": [line[3:] for line in git("status", "--porcelain").splitlines()
-                      if not line[3:].startswith("bench/")]}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

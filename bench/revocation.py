@@ -58,6 +58,7 @@ if str(REPO) not in sys.path:  # run as a script: bench/ is sys.path[0], not the
     sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
+from provenance import git_state  # noqa: E402
 from serving import clearance_serve, server_process  # noqa: E402
 
 from api.keys import KeyStore  # noqa: E402
@@ -365,15 +366,6 @@ def bench(root: Path, args: argparse.Namespace, kinds: list[str]) -> int:
           f"every kind; wrote {args.out} ({record['runtime_s']} s)")
     return 0 if passed else 1
 
-
-def git_state() -> dict[str, Any]:
-    """The commit measured and whether product files had uncommitted changes."""
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
-        return done.stdout.rstrip("\n")
-    return {"head": git("rev-parse", "--short", "HEAD"),
-            "dirty": [line[3:] for line in git("status", "--porcelain").splitlines()
-                      if not line[3:].startswith("bench/")]}
 
 
 if __name__ == "__main__":

@@ -103,6 +103,11 @@ class AnswerComposer:
     def _safe(self, text: str) -> str:
         return safe_answer_text(text, self._settings.link_allowlist)
 
+    def warm_up(self) -> None:
+        """Make the LLM client ready before the first question (see LlmClient.warm_up)."""
+        if self._llm is not None:
+            self._llm.warm_up()
+
     def close(self) -> None:
         if self._llm is not None:
             self._llm.close()

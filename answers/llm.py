@@ -2,18 +2,26 @@
 
 A call either returns text within `timeout_s` or raises LlmError; the caller falls back to an
 extractive answer. The deadline is enforced here as well as in the HTTP client, because a
-server that trickles bytes never trips a read timeout.
+server that trickles bytes never trips a read timeout. It counts from the call, and nothing of
+the client is built inside a call: the client is constructed up front, and `warm_up()` (run at
+start-up) loads the code that llama-index and openai import on first use (about 0.6 s) and opens
+a connection, so the first question after a restart gets the same deadline as every other.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import logging
+import time
 from dataclasses import dataclass
 
 from answers.settings import LlmSettings
 
 log = logging.getLogger(__name__)
+
+# The warm-up request waits at most this long (or timeout_s if shorter): start-up must not hang
+# on a model that does not answer.
+WARM_UP_S = 10.0
 
 
 class LlmError(Exception):
@@ -55,6 +63,8 @@ class LlmClient:
                                                            thread_name_prefix="llm")
 
     def complete(self, messages: list[LlmMessage]) -> LlmReply:
+        """The model's answer, within `timeout_s` of this call (time queued for a worker
+        included); LlmError otherwise."""
         future = self._pool.submit(self._chat, messages)
         try:
             return future.result(timeout=self.settings.timeout_s)
@@ -66,6 +76,33 @@ class LlmClient:
             raise
         except Exception as exc:  # the client raises many types: all mean "no answer"
             raise LlmError(f"{self.model} failed: {type(exc).__name__}: {exc}"[:500]) from exc
+
+    def warm_up(self) -> bool:
+        """Send one tiny request ("Reply with OK."), so that the client's lazily imported
+        code is loaded and a connection is open before the first question. Never raises: a
+        model that is down or slow is logged, and questions fall back until it answers."""
+        started = time.monotonic()
+        future = self._pool.submit(self._ping)
+        try:
+            future.result(timeout=min(self.settings.timeout_s, WARM_UP_S))
+        except concurrent.futures.TimeoutError:
+            log.warning("LLM %s did not answer the warm-up request within %g s; answers fall "
+                        "back to extractive until it does", self.model,
+                        min(self.settings.timeout_s, WARM_UP_S))
+            return False
+        except Exception as exc:  # the client raises many types: all mean "not answering"
+            log.warning("LLM %s failed the warm-up request (%s: %s); answers fall back to "
+                        "extractive until it answers", self.model, type(exc).__name__,
+                        str(exc)[:300])
+            return False
+        log.info("LLM %s warmed up in %.2f s", self.model, time.monotonic() - started)
+        return True
+
+    def _ping(self) -> None:
+        from llama_index.core.llms import ChatMessage
+
+        # llama-index sends its own max_tokens whatever a call asks: the prompt keeps it short.
+        self._llm.chat([ChatMessage(role="user", content="Reply with OK.")])
 
     def _chat(self, messages: list[LlmMessage]) -> LlmReply:
         from llama_index.core.llms import ChatMessage

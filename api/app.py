@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -10,6 +11,8 @@ from fastapi import FastAPI, Request, Response
 
 from api.deps import get_request_id
 from api.errors import install_error_handlers
+from api.http_limits import install_limits
+from api.openapi import document
 from api.routes import (
     access,
     admin,
@@ -36,7 +39,21 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         removed = services.catalog.backend.remove_abandoned()
         if removed:
             log.warning("removed what killed builds left behind: %s", ", ".join(removed))
+        # A fatal signal (SIGBUS from a memory-mapped index file, SIGSEGV) kills the process
+        # without a Python line; this writes the traceback of every thread to stderr first.
+        if not faulthandler.is_enabled():
+            try:
+                faulthandler.enable()
+            except (OSError, ValueError) as exc:  # stderr without a file descriptor
+                log.warning("cannot report fatal signals (faulthandler): %s", exc)
         services.embedder.warm_up()
+        # Built and warmed now, so the first question after a restart gets a full timeout.
+        services.composer.warm_up()
+        # Opened (and probed) now rather than by the first search; a failure is not fatal:
+        # that version's requests get 503 and /healthz says why.
+        problem = services.retriever.check_current()
+        if problem:
+            log.warning("the index cannot be served yet: %s", problem)
         yield
         services.close()
 
@@ -48,6 +65,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
+    document(app)
 
     @app.middleware("http")
     async def request_id_header(
@@ -56,6 +74,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         response = await call_next(request)
         response.headers["X-Request-ID"] = get_request_id(request)
         return response
+
+    # Added last, so it runs first: oversized or throttled requests never reach the routes.
+    install_limits(app, settings.server, services)
 
     for module in (search, chat, completions, health, admin, policy, access, operations,
                    pause):

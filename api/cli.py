@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from api.settings import Settings, config_path_from, load_settings
 from evaluation.beir import DatasetError
 from ingest.errors import IngestError
+from ingest.sources import printable
 from policies.enforcer import PolicyError
 from retrieval.errors import RetrievalError
 
@@ -54,13 +55,18 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         if bar is not None:
             bar.close()
+    # Names and reasons come from file names: escaped, so a name cannot print a line of its own.
+    for problem in report.skipped:
+        print(f"skipped {printable(problem.doc_id)}: {printable(problem.reason)}")
     for problem in report.no_acl:
-        print(f"skipped {problem.doc_id}: {problem.reason} (nobody may read it)")
+        print(f"skipped {printable(problem.doc_id)}: {printable(problem.reason)} "
+              "(nobody may read it)")
     for problem in report.errors:
-        print(f"error   {problem.doc_id}: {problem.reason}")
+        print(f"error   {printable(problem.doc_id)}: {printable(problem.reason)}")
     print(f"index version {report.version_id} is now current: {report.documents} documents "
           f"({report.reused} reused), {report.chunks} chunks ({report.embedded_chunks} embedded), "
-          f"{len(report.errors)} errors, {len(report.no_acl)} without ACL")
+          f"{len(report.errors)} errors, {len(report.no_acl)} without ACL, "
+          f"{len(report.skipped)} not read (links, unsafe names)")
     if removed:
         keep = settings.ingest.keep_versions
         print(f"removed old versions (keeping {keep}): {' '.join(removed)}")
@@ -68,13 +74,12 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
     from api.app import create_app
+    from api.server import serve
 
     host = args.host or settings.server.host
     port = args.port or settings.server.port
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    serve(create_app(settings), settings.server, host=host, port=port)
     return 0
 
 
@@ -138,8 +143,8 @@ def _acl_set(args: argparse.Namespace, settings: Settings) -> int:
     _known_document(settings, args.doc_id)
     open_acl_overrides(settings).set(args.doc_id, args.allow)
     _audit_cli(settings, "acl.set", doc_id=args.doc_id, allow=args.allow)
-    print(f"{args.doc_id}: readable by {' '.join(args.allow)} in every index version, from the "
-          "next query on")
+    print(f"{printable(args.doc_id)}: readable by {' '.join(args.allow)} in every index "
+          "version, from the next query on")
     return 0
 
 
@@ -147,10 +152,11 @@ def _acl_clear(args: argparse.Namespace, settings: Settings) -> int:
     from api.services import open_acl_overrides
 
     if not open_acl_overrides(settings).clear(args.doc_id):
-        print(f"{args.doc_id} has no ACL override; nothing changed")
+        print(f"{printable(args.doc_id)} has no ACL override; nothing changed")
         return 1
     _audit_cli(settings, "acl.clear", doc_id=args.doc_id)
-    print(f"{args.doc_id}: the config's ACL rules apply again, from the next query on")
+    print(f"{printable(args.doc_id)}: the config's ACL rules apply again, from the next query "
+          "on")
     return 0
 
 
@@ -169,7 +175,7 @@ def _acl_show(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{info.id}: built with {' '.join(entry.acl) or '(nobody)'}; "
               f"served with {' '.join(now) or '(nobody)'}")
     if not found:
-        print(f"{args.doc_id} is in no index version")
+        print(f"{printable(args.doc_id)} is in no index version")
         return 1
     return 0
 
@@ -231,9 +237,10 @@ def _policy_explain(args: argparse.Namespace, settings: Settings) -> int:
     catalog = open_catalog(settings)
     result = explain_read(_policy_engine(settings), open_document_access(settings, catalog),
                           catalog, args.user, args.doc_id)
-    print(f"{'ALLOWED' if result.allowed else 'DENIED'}: {result.user} reading {result.doc_id}")
+    print(f"{'ALLOWED' if result.allowed else 'DENIED'}: {result.user} reading "
+          f"{printable(result.doc_id)}")
     for reason in result.reasons:
-        print(f"  {reason}")
+        print(f"  {printable(reason)}")
     return 0 if result.allowed else 2
 
 
@@ -256,8 +263,8 @@ def _quarantine_add(args: argparse.Namespace, settings: Settings) -> int:
     entry = open_quarantine(settings).add(kind, target, by=f"cli:{getpass.getuser()}",
                                           reason=args.reason)
     _audit_cli(settings, "quarantine.add", kind=kind, target=target, reason=args.reason)
-    print(f"{kind} {target} quarantined since {entry.at}: out of every caller's results from "
-          "the next query on, until `clearance quarantine release`")
+    print(f"{kind} {printable(target)} quarantined since {entry.at}: out of every caller's "
+          "results from the next query on, until `clearance quarantine release`")
     return 0
 
 
@@ -266,10 +273,10 @@ def _quarantine_release(args: argparse.Namespace, settings: Settings) -> int:
 
     kind, target = _quarantine_target(args)
     if open_quarantine(settings).release(kind, target) is None:
-        print(f"{kind} {target} is not quarantined; nothing changed")
+        print(f"{kind} {printable(target)} is not quarantined; nothing changed")
         return 1
     _audit_cli(settings, "quarantine.release", kind=kind, target=target)
-    print(f"{kind} {target} released")
+    print(f"{kind} {printable(target)} released")
     return 0
 
 
@@ -278,7 +285,8 @@ def _quarantine_list(args: argparse.Namespace, settings: Settings) -> int:
 
     entries = open_quarantine(settings).entries()
     for e in entries:
-        print(f"{e.kind:<8} {e.target}  by {e.by} at {e.at}  {e.reason}")
+        print(f"{e.kind:<8} {printable(e.target)}  by {printable(e.by)} at {e.at}  "
+              f"{printable(e.reason)}")
     if not entries:
         print("nothing is quarantined")
     return 0

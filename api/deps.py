@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 
+from api.ratelimit import Limits, retry_after
 from api.services import Services
 from retrieval.scope import Scope, scope_for
 
@@ -31,8 +32,27 @@ def get_request_id(request: Request) -> str:
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 
 
-def _unauthorized(services: Services, request: Request, request_id: str, reason: str) -> None:
-    services.retrieval.record_refusal(request.url.path, request_id, reason)
+def get_limits(request: Request) -> Limits:
+    limits: Limits = request.app.state.limits
+    return limits
+
+
+LimitsDep = Annotated[Limits, Depends(get_limits)]
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _unauthorized(limits: Limits, request: Request, request_id: str, reason: str, *,
+                  wrong_key: bool) -> None:
+    # Audited through the tally: the first refusal from an address in a window has its own
+    # record, later ones are counted, so guessing keys cannot make a record each.
+    address = _address(request)
+    if wrong_key:
+        limits.lockout.failed(address)
+    limits.tally.refuse(f"address:{address}", action=request.url.path, reason=reason,
+                        request_id=request_id, address=address)
     raise HTTPException(
         status_code=401,
         detail=f"{reason}: send 'Authorization: Bearer <key>' with a key from "
@@ -41,22 +61,43 @@ def _unauthorized(services: Services, request: Request, request_id: str, reason:
     )
 
 
+def _throttled(limits: Limits, request: Request, request_id: str, reason: str, wait_s: float,
+               *, caller: str | None = None) -> None:
+    address = _address(request)
+    subject = caller or f"address:{address}"
+    limits.tally.refuse(subject, action=request.url.path, reason=reason, request_id=request_id,
+                        caller=caller, address=address)
+    raise HTTPException(status_code=429, detail=reason,
+                        headers={"Retry-After": str(retry_after(wait_s))})
+
+
 def get_scope(
     request: Request,
     services: ServicesDep,
+    limits: LimitsDep,
     request_id: RequestIdDep,
     authorization: Annotated[str | None, Header()] = None,
 ) -> Scope:
-    """The caller's scope from their API key; 401 (audited) without a valid key."""
+    """The caller's scope from their API key; 401 (audited) without a valid key, 429 after
+    too many wrong keys from the address or too many requests with the key."""
+    locked = limits.lockout.locked_for(_address(request))
+    if locked:
+        _throttled(limits, request, request_id, "too many wrong API keys from this address; "
+                   "try again after Retry-After seconds", locked)
     if not authorization:
-        _unauthorized(services, request, request_id, "missing API key")
+        _unauthorized(limits, request, request_id, "missing API key", wrong_key=False)
     scheme, _, key = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
-        _unauthorized(services, request, request_id, "malformed Authorization header")
+        _unauthorized(limits, request, request_id, "malformed Authorization header",
+                      wrong_key=True)
     user = services.keys.authenticate(key.strip())
     if user is None:
-        _unauthorized(services, request, request_id, "unknown or revoked API key")
+        _unauthorized(limits, request, request_id, "unknown or revoked API key", wrong_key=True)
     assert user is not None
+    wait = limits.key_wait(user)
+    if wait:
+        _throttled(limits, request, request_id, "too many requests with this key: the limit is "
+                   f"{limits.settings.per_key_per_minute} a minute", wait, caller=f"user:{user}")
     return scope_for(services.policy, user)
 
 

@@ -25,7 +25,11 @@ from typing import Any
 
 KEY_PREFIX = "clr_"
 USER_PRINCIPAL_PREFIX = "user:"
-_USER_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# The API documents and checks user names with the same rule (api/routes/operations.py). Not only
+# dots: "." and ".." cannot be a segment of a URL path (DELETE /v1/admin/keys/{user}).
+USER_PATTERN = r"^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$"
+USER_MAX_CHARS = 64
+_USER_RE = re.compile(USER_PATTERN)
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
 
 
@@ -40,10 +44,9 @@ def principal(user: str) -> str:
 
 def validate_user(user: str) -> str:
     """Return `user` if it is a valid user name, else raise ValueError."""
-    if not isinstance(user, str) or not _USER_RE.fullmatch(user):
-        raise ValueError(
-            f"invalid user name {user!r}: use 1-64 characters of letters, digits, '.', '_' or '-'"
-        )
+    if not isinstance(user, str) or not _USER_RE.fullmatch(user) or len(user) > USER_MAX_CHARS:
+        raise ValueError(f"invalid user name {user!r}: use 1-{USER_MAX_CHARS} characters of "
+                         "letters, digits, '.', '_' or '-', not only dots")
     return user
 
 

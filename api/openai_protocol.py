@@ -1,7 +1,8 @@
 """The OpenAI chat completions protocol: request bodies, and answers in its response shapes.
 
 Clients send what their SDK sends (temperature, max_tokens, user, ...): unknown fields are
-accepted and ignored, as the service decides how answers are made. What we cannot honour is
+accepted and ignored, as the service decides how answers are made; the known ones must have
+their JSON types ("5" is not a top_k, 0 is not a boolean). What we cannot honour is
 refused with a clear message: n > 1, non-text content, a conversation not ending with the user.
 """
 
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from answers.answer import Answer, citation_fields
 from answers.conversation import Question, Turn
-from api.schemas import MAX_QUERY_CHARS
+from api.schemas import MAX_QUERY_CHARS, CitationOut, unicode_text
 from retrieval.store import SearchMode
 
 MODEL_ID = "clearance"
@@ -22,14 +23,14 @@ MAX_CONVERSATION_CHARS = 20_000
 
 
 class ContentPart(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     type: str
     text: str | None = None
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[ContentPart] | None = None
@@ -46,13 +47,18 @@ class Message(BaseModel):
 
 
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     include_usage: bool = False
 
 
 class ChatCompletionRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True, json_schema_extra={"examples": [
+        {"model": MODEL_ID, "messages": [{"role": "user", "content": "Where is the office?"}]},
+        {"model": MODEL_ID, "stream": True, "stream_options": {"include_usage": True},
+         "messages": [{"role": "system", "content": "Be brief."},
+                      {"role": "user", "content": "How many days of annual leave?"}]},
+    ]})
 
     model: str = Field(min_length=1, max_length=200)
     messages: list[Message] = Field(min_length=1, max_length=100)
@@ -60,7 +66,11 @@ class ChatCompletionRequest(BaseModel):
     stream_options: StreamOptions | None = None
     n: int = Field(default=1, ge=1, le=1)
     top_k: int = Field(default=5, ge=1, le=50)  # a Clearance extension: chunks retrieved
-    search_mode: SearchMode | None = None  # a Clearance extension: dense, sparse or hybrid
+    # A Clearance extension: dense, sparse or hybrid (not strict: JSON has strings, not enums).
+    search_mode: SearchMode | None = Field(default=None, strict=False)
+
+    # The whole body, extras too: any of it may be echoed or logged.
+    _unicode = model_validator(mode="before")(unicode_text)
 
     @model_validator(mode="after")
     def _ends_with_a_question(self) -> ChatCompletionRequest:
@@ -83,6 +93,72 @@ class ChatCompletionRequest(BaseModel):
         history = tuple(Turn(m.role, m.text()) for m in self.messages[:-1]
                         if m.role in ("user", "assistant") and m.text().strip())
         return Question(self.messages[-1].text().strip(), history)
+
+
+class OpenAIError(BaseModel):
+    message: str = Field(description="What went wrong; for invalid input, the field and why")
+    type: str = Field(description="invalid_request_error, authentication_error, "
+                      "permission_error, not_found_error, rate_limit_error, server_error or "
+                      "service_unavailable")
+    code: int = Field(description="The HTTP status")
+
+
+class OpenAIErrorResponse(BaseModel):
+    """Every refusal or failure of the OpenAI-compatible routes, in the shape their SDKs read."""
+
+    error: OpenAIError
+    request_id: str = Field(description="Also in the X-Request-ID header and the audit log")
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"]
+    content: str
+
+
+class Choice(BaseModel):
+    index: int
+    message: AssistantMessage
+    finish_reason: Literal["stop"]
+    logprobs: None
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ClearanceFields(BaseModel):
+    """What a Clearance answer adds: how it was made, from which index version."""
+
+    request_id: str
+    mode: str  # as ChatResponse.mode
+    notice: str | None
+    index_version: str
+    search_mode: SearchMode
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage
+    citations: list[CitationOut]
+    clearance: ClearanceFields
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"]
+    data: list[ModelCard]
 
 
 def references(answer: Answer) -> str:

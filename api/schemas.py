@@ -2,16 +2,46 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from retrieval.store import SearchMode
 
 MAX_QUERY_CHARS = 2000
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-class _Strict(BaseModel):
+def unicode_text(data: Any) -> Any:
+    """`data` (decoded JSON) unchanged; ValueError naming the first string that holds an unpaired
+    surrogate. JSON may spell one ("\\udc00"), but it is no text: it cannot be written as UTF-8,
+    to a response, a log or a file."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:  # not recursive: the nesting is the sender's choice
+        path, value = stack.pop()
+        if isinstance(value, str):
+            found = _SURROGATE.search(value)
+            if found:
+                raise ValueError(f"{path or 'body'}: not Unicode text (an unpaired surrogate, "
+                                 f"{found.group()!a})")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                shown = str(key).encode("utf-8", "backslashreplace").decode("utf-8")
+                name = f"{path}.{shown}" if path else shown
+                stack += [(f"{name} (the name)", key), (name, item)]
+        elif isinstance(value, list):
+            stack += [(f"{path}.{i}" if path else str(i), item) for i, item in enumerate(value)]
+    return data
+
+
+class RequestBody(BaseModel):
+    """Every JSON body the native routes read: exact JSON types, known fields, real text."""
+
     # Wrong JSON types are errors, not coerced ("5" is not a top_k).
     model_config = ConfigDict(strict=True, extra="forbid")
+
+    _unicode = model_validator(mode="before")(unicode_text)
 
 
 def _not_blank(value: str) -> str:
@@ -20,7 +50,12 @@ def _not_blank(value: str) -> str:
     return value.strip()
 
 
-class SearchRequest(_Strict):
+class SearchRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"query": "How many days of annual leave do I get?"},
+        {"query": "Where do I report phishing?", "top_k": 3, "search_mode": "sparse"},
+    ]})
+
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     top_k: int = Field(default=5, ge=1, le=50)
     # How chunks are ranked: "dense" (embedding), "sparse" (BM25) or "hybrid" (both fused);
@@ -30,7 +65,12 @@ class SearchRequest(_Strict):
     _query = field_validator("query")(_not_blank)
 
 
-class ChatRequest(_Strict):
+class ChatRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"message": "What is the daily meal limit when travelling?"},
+        {"message": "How much parental leave does each parent get?", "stream": True},
+    ]})
+
     message: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     top_k: int = Field(default=5, ge=1, le=50)
     stream: bool = False
@@ -86,5 +126,13 @@ class ChatResponse(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    error: str
-    request_id: str | None = None
+    """Every refusal or failure of the native routes (the OpenAI-compatible ones differ)."""
+
+    error: str = Field(description="What went wrong; for invalid input, the field and why")
+    request_id: str = Field(description="Also in the X-Request-ID header and the audit log")
+
+
+class BuildRunningResponse(ErrorResponse):
+    """409 from a re-index while another build runs."""
+
+    job_id: str | None = Field(description="The running build's job, unless the CLI started it")

@@ -24,13 +24,40 @@ from retrieval.settings import RetrievalSettings
 DEFAULT_CONFIG = "clearance.toml"
 
 
+class RateLimitSettings(BaseModel):
+    """Token buckets per key and per client address (0 = off), and the failed-key lockout.
+
+    Buckets live in the memory of one process: N worker processes allow N times the limit.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    per_key_per_minute: int = Field(default=0, ge=0)
+    per_key_burst: int = Field(default=20, ge=1)
+    per_address_per_minute: int = Field(default=0, ge=0)
+    per_address_burst: int = Field(default=40, ge=1)
+    # Wrong or malformed keys from one address in a window before it gets 429 (0 = never).
+    failed_keys: int = Field(default=10, ge=0)
+    # The lockout window, and how long repeated refusals are counted into one audit record.
+    window_s: int = Field(default=60, ge=1)
+
+
 class ServerSettings(BaseModel):
-    """Where `clearance serve` listens by default."""
+    """Where `clearance serve` listens, and what one request or connection may cost."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, ge=1)
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    keep_alive_timeout_s: int = Field(default=5, ge=1)
+    max_connections: int = Field(default=1024, ge=1)
+    # Proxies whose X-Forwarded-For is believed; none by default, so a client cannot pick the
+    # address it is rate-limited as.
+    forwarded_allow_ips: list[str] = Field(default_factory=list)
+    rate_limits: RateLimitSettings = RateLimitSettings()
 
 
 class Settings(BaseSettings):

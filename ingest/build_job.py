@@ -58,7 +58,7 @@ def run_job(config: Path, job_id: str, source: str | None) -> int:
     else:
         job.state, job.version_id = "succeeded", report.version_id
         job.chunks = report.chunks
-        job.errors = [asdict(p) for p in report.errors + report.no_acl]
+        job.errors = [asdict(p) for p in report.errors + report.no_acl + report.skipped]
     job.finished_at = now()
     job.timings = {"total_s": round(time.monotonic() - started, 3)}
     store.save(job)

@@ -28,8 +28,8 @@ def _hidden(tag: Tag) -> bool:
     return bool(_HIDING_STYLE.search(str(tag.get("style", ""))))
 
 
-def visible_html(raw: bytes) -> bytes:
-    """The document without what a browser would not show; the rest unchanged."""
+def visible_html(raw: bytes | str) -> bytes:
+    """The document without what a browser would not show, as UTF-8; the rest unchanged."""
     soup = BeautifulSoup(raw, "lxml")
     for comment in soup.find_all(string=lambda s: isinstance(s, Comment)):
         comment.extract()

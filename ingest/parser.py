@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,8 +13,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ingest.errors import ParseError
+from ingest.decoding import decode_text
+from ingest.errors import LimitExceeded, ParseError
 from ingest.html_visible import visible_html
+from ingest.limits import check_file, check_text_yield, check_zip, read_text_file
+from ingest.settings import FileLimits
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,14 @@ _EXTRA_ARGUMENTS: dict[str, dict[str, Any]] = {".eml": {"process_attachments": F
 # Page furniture repeats on every page and would pollute every chunk.
 _DROPPED_CATEGORIES = frozenset({"Header", "Footer", "PageNumber", "PageBreak"})
 
+# A run of this many characters without a space or line break is no word anyone searches for:
+# an encoded blob (base64, a data: URI) or a no-space line. The tokenizer reads any word over
+# 100 characters as one unknown token, so such a run would make one chunk of any length (and
+# spaCy refuses a text over 1,000,000 characters). Runs are dropped; the rest is indexed.
+LONGEST_RUN = 10_000
+_LONG_RUN = re.compile(rf"(?<!\S)\S{{{LONGEST_RUN + 1},}}")  # matched from a run's start: linear
+_PLAIN_TEXT = frozenset({"text/plain", "text/markdown"})
+
 # Set before unstructured is imported: it pings a telemetry endpoint at import and again on every
 # partition call unless DO_NOT_TRACK (or SCARF_NO_ANALYTICS) is non-empty, and it logs an
 # advertisement unless UNSTRUCTURED_DISABLE_NOTICE=1. The HF variables keep any model code that
@@ -71,25 +83,29 @@ _load_lock = threading.Lock()
 _partition: Callable[..., list[Any]] | None = None
 
 
-def parse_document(path: Path) -> ParsedDocument:
+def parse_document(path: Path, limits: FileLimits | None = None) -> ParsedDocument:
     """Extract the text of `path`; raise ParseError naming the file when it yields none.
 
-    A missing library or spaCy model raises its own error instead: every file would fail alike.
+    Before unstructured reads it, the file must be within `limits` (default FileLimits()):
+    its size, and for a .docx what it inflates to; text files are decoded by ingest/decoding.py.
+    Memory, CPU and wall time are bounded only in the worker of ingest/sandbox.py, which this
+    runs in during a build: MemoryError is raised as itself, for it to report. A missing
+    library or spaCy model raises its own error too: every file would fail alike.
     """
+    limits = limits or FileLimits()
     suffix = path.suffix.lower()
     content_type = _CONTENT_TYPES.get(suffix)
     if content_type is None:
         raise ParseError(f"{path.name}: unsupported file type {suffix or '(no suffix)'!r}")
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ParseError(f"{path.name}: cannot read file ({exc.strerror})") from exc
-    if size == 0:
-        raise ParseError(f"{path.name}: empty file")
+    check_file(path, limits)
+    if suffix == ".docx":
+        check_zip(path, limits)
+    elif suffix == ".pdf":
+        _check_pdf_frame(path)
 
     partition = _load_partition()
+    source, longest = _source_of(path, content_type, limits)
     try:
-        source = _source_of(path, content_type)
         raw = partition(
             **source,
             content_type=content_type,
@@ -98,36 +114,81 @@ def parse_document(path: Path) -> ParsedDocument:
             **_EXTRA_ARGUMENTS.get(suffix, {}),
         )
     except Exception as exc:
-        raise ParseError(f"{path.name}: {_short_reason(exc)}") from exc
+        if _out_of_memory(exc):
+            raise MemoryError(str(exc)) from exc
+        reason = _short_reason(exc)
+        if type(exc).__module__.startswith(("pdfminer", "pypdf")):  # the PDF readers' errors
+            reason = f"damaged or truncated PDF: {reason}"
+        raise ParseError(f"{path.name}: {reason}") from exc
 
-    document = _to_document(raw)
+    document, dropped = _to_document(raw)
+    longest = max(longest, dropped)
     if not document.elements:
         # unstructured returns no elements, with only a log line, for a corrupt PDF, a PDF
         # without a text layer, or a missing PDF backend.
-        raise ParseError(f"{path.name}: {_no_text_reason(path, suffix)}")
+        raise _no_text_error(path, suffix, longest)
+    check_text_yield(path.name, [element.text for element in document.elements], limits)
     return document
 
 
-def _source_of(path: Path, content_type: str) -> dict[str, Any]:
-    """What unstructured reads: the file, or for HTML only the text a reader would see."""
+def _check_pdf_frame(path: Path) -> None:
+    """ParseError unless the file starts and ends as a PDF does: a cut-off PDF ends otherwise."""
+    with path.open("rb") as handle:
+        head = handle.read(1024)  # the PDF spec lets the header start anywhere in the first 1 KiB
+        handle.seek(max(0, path.stat().st_size - 1024))
+        tail = handle.read()
+    if b"%PDF-" not in head:
+        raise ParseError(f"{path.name}: not a PDF file (no %PDF header)")
+    if b"%%EOF" not in tail:  # readers look for it in the last 1 KiB, too
+        raise ParseError(f"{path.name}: damaged or truncated PDF: no %%EOF marker at its end "
+                         "(cut short?)")
+
+
+def _source_of(path: Path, content_type: str, limits: FileLimits) -> tuple[dict[str, Any], int]:
+    """What unstructured reads, and the longest run dropped from it (0: none).
+
+    Text files are decoded here, and HTML reduced to the text a reader would see; unstructured
+    gets UTF-8. Other formats are read by unstructured from the file.
+    """
     if content_type == "text/html":
-        return {"file": io.BytesIO(visible_html(path.read_bytes())),
-                "metadata_filename": path.name}
-    return {"filename": str(path)}
+        text = decode_text(read_text_file(path, limits), path.name, html=True)
+        body, longest = visible_html(text), 0
+    elif content_type in _PLAIN_TEXT:
+        text = decode_text(read_text_file(path, limits), path.name)
+        text, longest = _drop_long_runs(text)
+        body = text.encode("utf-8")
+    else:
+        return {"filename": str(path)}, 0
+    return {"file": io.BytesIO(body), "metadata_filename": path.name, "encoding": "utf-8"}, longest
 
 
-def _to_document(raw: list[Any]) -> ParsedDocument:
+def _drop_long_runs(text: str) -> tuple[str, int]:
+    """`text` without runs of over LONGEST_RUN non-space characters, and the longest dropped."""
+    longest = 0
+
+    def drop(match: re.Match[str]) -> str:
+        nonlocal longest
+        longest = max(longest, len(match.group()))
+        return ""
+
+    return _LONG_RUN.sub(drop, text), longest
+
+
+def _to_document(raw: list[Any]) -> tuple[ParsedDocument, int]:
     title: str | None = None
     subject: str | None = None
     section: str | None = None
     elements: list[ParsedElement] = []
+    longest = 0
     for element in raw:
         category = getattr(element, "category", "")
         metadata = element.metadata
         subject = subject or (getattr(metadata, "subject", None) or "").strip() or None
         if category in _DROPPED_CATEGORIES:
             continue
-        text = (element.text or "").strip()
+        text, dropped = _drop_long_runs(element.text or "")
+        longest = max(longest, dropped)
+        text = text.strip()
         if not text:
             continue
         if category == "Title":
@@ -138,17 +199,52 @@ def _to_document(raw: list[Any]) -> ParsedDocument:
         elements.append(
             ParsedElement(text=text, page=page if isinstance(page, int) else None, section=section)
         )
-    return ParsedDocument(title=subject or title, elements=elements)
+    return ParsedDocument(title=subject or title, elements=elements), longest
 
 
-def _no_text_reason(path: Path, suffix: str) -> str:
+def _no_text_error(path: Path, suffix: str, longest_run: int) -> ParseError:
+    if longest_run:
+        return ParseError(f"{path.name}: no text extracted (a run of {longest_run:,} characters "
+                          "without a space or line break was dropped: a no-space line or an "
+                          "encoded blob)")
     if suffix != ".pdf":
-        return "no text extracted"
-    with path.open("rb") as handle:
-        head = handle.read(1024)  # the PDF spec lets the header start anywhere in the first 1 KiB
-    if b"%PDF-" not in head:
-        return "no text extracted (not a PDF file: no %PDF header)"
-    return "no text extracted (no text layer, e.g. a scan; OCR is off)"
+        return ParseError(f"{path.name}: no text extracted")
+    return _pdf_problem(path) or ParseError(
+        f"{path.name}: no text extracted (no text layer, e.g. a scan; OCR is off)")
+
+
+def _pdf_problem(path: Path) -> ParseError | None:
+    """What a strict reader finds wrong with the PDF at `path`, or None.
+
+    unstructured gives up on a PDF without a word when a stream inflates past pypdf's decode
+    limit (75 MB), or when pdfminer cannot make sense of it; reading it strictly says which.
+    """
+    import pypdf  # what unstructured[pdf] checks PDFs with, before pdfminer reads them
+    from pypdf.errors import LimitReachedError
+
+    try:
+        reader = pypdf.PdfReader(path, strict=True)
+        for page in reader.pages:
+            page.get_contents()
+    except LimitReachedError as exc:
+        return LimitExceeded(f"{path.name}: a stream inflates past the PDF reader's limit "
+                             f"(a decompression bomb?): {_short_reason(exc)}")
+    except MemoryError:
+        raise
+    except Exception as exc:  # pypdf raises its own errors, and ValueError, KeyError, ...
+        return ParseError(f"{path.name}: damaged or truncated PDF: {_short_reason(exc)} "
+                          "(no text extracted)")
+    return None
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc`, or what caused it, is an allocation failure (lxml words it as text)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, MemoryError) or "memory allocation failed" in str(seen).lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _short_reason(exc: Exception) -> str:

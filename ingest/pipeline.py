@@ -15,8 +15,11 @@ documents are carried over from the current version as they are (chunks, vectors
 time), with the ACL they have now. Without a usable current version it reads every source.
 
 A document's ACL is its override (`clearance acl set`) if it has one, else its source's first
-matching rule. Each version records its document table (doc id → source, uri, ACL) beside its
-manifest: retrieval/access.py compares it with today's ACLs when the version is served.
+matching rule; a symbolic link followed within its source (`links = "within_source"`) keeps
+only what its target's ACL also allows (ingest/sources.py). Links not followed and files with
+unsafe names are reported in `skipped`. Each version records its document table (doc id →
+source, uri, ACL, link target) beside its manifest: retrieval/access.py compares it with
+today's ACLs when the version is served.
 """
 
 from __future__ import annotations
@@ -31,9 +34,9 @@ from datetime import UTC, datetime
 
 from ingest.chunker import chunk_document
 from ingest.errors import IngestError, ParseError
-from ingest.parser import parse_document
-from ingest.settings import IngestSettings, SourceSettings
-from ingest.sources import SourceFile, content_hash, discover, document_acl
+from ingest.sandbox import ParserSandbox
+from ingest.settings import FileLimits, IngestSettings, SourceSettings
+from ingest.sources import Skipped, SourceFile, content_hash, discover, effective_acl
 from ingest.tagging import chunk_payload, point_id
 from retrieval.bm25 import Bm25Encoder
 from retrieval.embedder import Embedder
@@ -69,6 +72,7 @@ class IngestReport:
     chunks: int = 0  # chunks in the new version, reused ones included
     errors: list[FileProblem] = field(default_factory=list)
     no_acl: list[FileProblem] = field(default_factory=list)
+    skipped: list[FileProblem] = field(default_factory=list)  # links not followed, unsafe names
     reused: int = 0  # documents whose chunks and vectors came from the previous version
     carried: int = 0  # of those, documents of other sources in a one-source build
     embedded_chunks: int = 0  # chunks parsed and embedded in this run
@@ -167,15 +171,25 @@ def _ingest_file(
     settings: IngestSettings,
     version_id: str,
     embedder: Embedder,
+    parser: ParserSandbox,
+    limits: FileLimits,
 ) -> int:
-    """Parse, chunk and tag one file; returns its chunk count. ParseError if it has no text."""
-    doc = parse_document(file.path)
-    chunks = chunk_document(
-        doc,
-        chunk_size=settings.chunk_size,
-        chunk_overlap=settings.chunk_overlap,
-        tokenizer=embedder.token_ids,  # bound in the embedder's units: it reads 256 at most
-    )
+    """Parse (in the sandbox, within `limits`), chunk and tag one file; returns its chunk
+    count. ParseError if it has no text, goes over a limit, or cannot be chunked."""
+    doc = parser.parse(file.path, limits)
+    try:
+        chunks = chunk_document(
+            doc,
+            chunk_size=settings.chunk_size,
+            chunk_overlap=settings.chunk_overlap,
+            tokenizer=embedder.token_ids,  # bound in the embedder's units: it reads 256 at most
+        )
+    except Exception as exc:
+        # One file's text must not end the build: NLTK's sentence splitter, for one, raises
+        # TimeoutError when its regular expressions run over 5 s on one long section.
+        log.warning("%s: chunking failed", file.doc_id, exc_info=True)
+        raise ParseError(f"{file.path.name}: cannot be cut into chunks "
+                         f"({type(exc).__name__}: {str(exc)[:150]})") from exc
     if not chunks:
         raise ParseError(f"{file.path.name}: no text to index")
     ingested_at = datetime.now(UTC)
@@ -294,6 +308,7 @@ def build_index_version(
     only_source: str | None = None,
     acl_overrides: Mapping[str, tuple[str, ...]] | None = None,
     bm25: Bm25Encoder | None = None,
+    parser: ParserSandbox | None = None,
 ) -> IngestReport:
     """Parse the sources into a new sealed version and switch to it.
 
@@ -302,7 +317,9 @@ def build_index_version(
     chunks and vectors (see the module docstring); `reuse=False` parses and embeds every file.
     `only_source` reads that source alone and carries the others over. If nothing could be
     ingested, the new version is discarded and the current one stays. `bm25` weights the
-    chunks' sparse vectors (default parameters if not given).
+    chunks' sparse vectors (default parameters if not given). Files are parsed in `parser`,
+    which the caller keeps (and closes) to spare later builds its start-up; without one the
+    build starts its own worker at the first file to parse and stops it at the end.
     """
     started = time.perf_counter()
     by_name = {s.name: s for s in sources}
@@ -314,8 +331,9 @@ def build_index_version(
     report = IngestReport(version_id=new_version_id())
     chunking = chunking_fingerprint(settings, embedder)
     read = [by_name[only_source]] if only_source is not None else list(sources)
-    files = [_with_override(f, by_name, overrides) for f in discover(read)]
-    file_ids = {f.doc_id for f in files if f.acl is not None}
+    skipped: list[Skipped] = []
+    files = [_with_override(f, by_name, overrides) for f in discover(read, skipped)]
+    file_ids = {f.doc_id for f in files if f.acl}
 
     def wanted(doc_id: str) -> bool:
         source = doc_id.split(":", 1)[0]
@@ -326,23 +344,29 @@ def build_index_version(
     previous = _previous_chunks(catalog, embedder, wanted, chunking) if reuse else {}
     if only_source is not None and not previous and catalog.current() is not None:
         log.info("nothing to carry over from the current version: reading every source")
-        files = [_with_override(f, by_name, overrides) for f in discover(sources)]
-        file_ids = {f.doc_id for f in files if f.acl is not None}
+        skipped.clear()
+        files = [_with_override(f, by_name, overrides) for f in discover(sources, skipped)]
+        file_ids = {f.doc_id for f in files if f.acl}
         only_source = None
         previous = _previous_chunks(catalog, embedder, file_ids.__contains__, chunking)
+    report.skipped = [FileProblem(s.doc_id, s.reason) for s in skipped]
     documents: dict[str, DocumentEntry] = {}
     bm25 = bm25 or Bm25Encoder()
     writer = catalog.backend.create(report.version_id, dim=embedder.dim, sparse=True)
     batch = _BatchWriter(writer, embedder, bm25)
+    own_parser = parser is None
+    parser = parser or ParserSandbox()
+    limits = {s.name: settings.limits.overridden(s.limits) for s in sources}
     try:
         for done, file in enumerate(files, start=1):
-            if file.acl is None:
-                report.no_acl.append(FileProblem(file.doc_id, "no ACL rule matches this file"))
+            if not file.acl:
+                report.no_acl.append(FileProblem(file.doc_id, file.no_acl_reason()))
             else:
                 old = previous.pop(file.doc_id, None)
                 try:
                     version = _file_version(file)
-                    if old is not None and old[0].payload.get("doc_version") == version:
+                    if (old is not None and old[0].payload.get("doc_version") == version
+                            and old[0].payload.get("link_target") == file.link_target):
                         report.chunks += _reuse_chunks(
                             old, batch, report.version_id, file.acl,
                             file.modified_at.isoformat(),
@@ -350,12 +374,14 @@ def build_index_version(
                         report.reused += 1
                     else:
                         count = _ingest_file(
-                            file, version, batch, settings, report.version_id, embedder
+                            file, version, batch, settings, report.version_id, embedder,
+                            parser, limits[file.source],
                         )
                         report.chunks += count
                         report.embedded_chunks += count
                     report.documents += 1
-                    documents[file.doc_id] = DocumentEntry(file.source, file.uri, file.acl)
+                    documents[file.doc_id] = DocumentEntry(file.source, file.uri, file.acl,
+                                                           file.link_target)
                 except ParseError as exc:
                     report.errors.append(FileProblem(file.doc_id, str(exc)))
             if progress:
@@ -372,6 +398,8 @@ def build_index_version(
                 report.reused += 1
                 report.carried += 1
                 documents[doc_id] = entry
+        if own_parser:
+            parser.close()
         batch.flush()
         batch.close()
         if report.documents == 0:
@@ -396,6 +424,8 @@ def build_index_version(
         )
         writer.seal()
     except BaseException:
+        if own_parser:
+            parser.close()
         batch.close()  # no write may land after the abort
         writer.abort()
         catalog.forget(report.version_id)
@@ -415,10 +445,9 @@ def _with_override(
     by_name: Mapping[str, SourceSettings],
     overrides: Mapping[str, tuple[str, ...]],
 ) -> SourceFile:
-    override = overrides.get(file.doc_id)
-    if override is None:
-        return file
-    return replace(file, acl=document_acl(by_name[file.source], file.uri, override))
+    # A followed link's ACL also depends on its target's override.
+    acl = effective_acl(by_name[file.source], file.uri, overrides, file.link_target)
+    return file if acl == file.acl else replace(file, acl=acl)
 
 
 def _carried_entry(
@@ -429,5 +458,7 @@ def _carried_entry(
 ) -> DocumentEntry:
     """The table entry of a document carried over from the current version, with its ACL now."""
     source, uri = str(chunk.payload.get("source")), str(chunk.payload.get("uri"))
-    acl = document_acl(by_name[source], uri, overrides.get(doc_id)) or ()
-    return DocumentEntry(source, uri, acl)
+    target = chunk.payload.get("link_target")
+    target = target if isinstance(target, str) else None
+    acl = effective_acl(by_name[source], uri, overrides, target) or ()
+    return DocumentEntry(source, uri, acl, target)

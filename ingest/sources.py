@@ -1,11 +1,26 @@
-"""Find the files of each declared source and the ACL that applies to each one."""
+"""Find the files of each declared source and the ACL that applies to each one.
+
+No symbolic link is followed by default: not a link to a file, not a link to a directory, and
+no file is read whose directory was reached through one. A link inside a source once made its
+target readable under the link path's ACL (`public/notes.docx -> ../board/plan.docx` opened a
+board document to all staff). A source with `links = "within_source"` follows links to regular
+files of the same source, one hop, and such a document is readable only by principals that both
+the link's ACL and its target's allow (the intersection; empty: nobody, reported). Every link
+not followed is reported with where it leads.
+
+A file whose path has a control character, a line or paragraph separator, a bidi control or
+bytes that are not UTF-8 is not read either (reported): document ids go into audit records,
+policy lines (`doc:ID`), commands and logs, where such a character forges or hides text.
+"""
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
 import os
-from collections.abc import Iterator, Sequence
+import stat
+import unicodedata
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,20 +29,45 @@ from ingest.errors import ConfigError
 from ingest.settings import AclRule, SourceSettings
 from policies.principals import normalize, tokens
 
+# Trojan-source bidi controls (CVE-2021-42574): they reorder how the text around them shows.
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})  # controls, lone surrogates, separators
+
 
 @dataclass(frozen=True)
 class SourceFile:
     """One file of a source, with its stable id and the principals allowed to read it."""
 
     source: str
-    path: Path
+    path: Path  # the file read; for a followed link its target, so no read goes through a link
     uri: str  # path relative to the source root, with forward slashes, Unicode NFC
     modified_at: datetime
-    acl: tuple[str, ...] | None  # ACL tokens; None: no rule matched, so nobody may read it
+    acl: tuple[str, ...] | None  # ACL tokens; None or (): nobody may read it
+    link_target: str | None = None  # a followed link: its target's uri
 
     @property
     def doc_id(self) -> str:
         """Stable across versions: it depends only on the source name and relative path."""
+        return f"{self.source}:{self.uri}"
+
+    def no_acl_reason(self) -> str:
+        """Why nobody may read this file (its ACL is None or empty)."""
+        if self.link_target is None:
+            return "no ACL rule matches this file"
+        return (f"symbolic link to {self.link_target}: no principal is allowed by both the "
+                "link's ACL and its target's")
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A path of a source that was not read for what it is (a link, an unsafe name), and why."""
+
+    source: str
+    uri: str
+    reason: str
+
+    @property
+    def doc_id(self) -> str:
         return f"{self.source}:{self.uri}"
 
 
@@ -55,12 +95,56 @@ def document_acl(
     return None if principals is None else tokens(source.tenant, principals)
 
 
-def discover(sources: Sequence[SourceSettings]) -> Iterator[SourceFile]:
+def effective_acl(
+    source: SourceSettings,
+    uri: str,
+    overrides: Mapping[str, Sequence[str]],
+    link_target: str | None = None,
+) -> tuple[str, ...] | None:
+    """`document_acl` with the document's override; for a link followed to `link_target`, only
+    the tokens the target's ACL (with its own override) also has: () if none, None if either
+    side has no ACL at all."""
+    acl = document_acl(source, uri, overrides.get(f"{source.name}:{uri}"))
+    if link_target is None or acl is None:
+        return acl
+    target = document_acl(source, link_target, overrides.get(f"{source.name}:{link_target}"))
+    return None if target is None else tuple(t for t in acl if t in target)
+
+
+def unsafe_character(text: str) -> str | None:
+    """The first character of `text` that may not be in a document id, as U+XXXX, or None."""
+    for ch in text:
+        if ch in _BIDI or unicodedata.category(ch) in _UNSAFE_CATEGORIES:
+            return f"U+{ord(ch):04X}"
+    return None
+
+
+def printable(text: str) -> str:
+    """`text` (a file name, a reason naming one) as one line that shows what it holds: control,
+    format (bidi, zero-width) and separator characters, lone surrogates and backslashes are
+    written as escapes."""
+    out = []
+    for ch in text:
+        if ch == "\\":
+            out.append("\\\\")
+        elif unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Zl", "Zp"}:
+            out.append(ch.encode("unicode_escape").decode("ascii") if ch.isascii()
+                       else f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def discover(
+    sources: Sequence[SourceSettings], skipped: list[Skipped] | None = None
+) -> Iterator[SourceFile]:
     """Every regular file under each source root, in a stable order.
 
-    Hidden files and directories are skipped, and so are links that lead outside the source
-    root: the service reads only what was declared for it.
+    Hidden files and directories are skipped silently. Links not followed and files with unsafe
+    names (see the module docstring) are appended to `skipped`. A source root given through a
+    link is resolved once: the operator declared that path.
     """
+    report = skipped if skipped is not None else []
     for source in sources:
         root = source.path.resolve()
         if not root.is_dir():
@@ -68,26 +152,141 @@ def discover(sources: Sequence[SourceSettings]) -> Iterator[SourceFile]:
                 f"source {source.name!r}: {source.path} is not a directory; "
                 "fix its path in the config file"
             )
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                if name.startswith("."):
-                    continue
-                path = Path(dirpath) / name
-                resolved = path.resolve()
-                if not resolved.is_file() or not resolved.is_relative_to(root):
-                    continue
-                # NFC, like every name the policy compares it with: a file saved with an NFD
-                # name (macOS) gets the same id as the name typed in a deny rule or a command.
-                uri = normalize(path.relative_to(root).as_posix())
-                mtime = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
-                yield SourceFile(source.name, path, uri, mtime, document_acl(source, uri))
+        yield from _walk(source, root, report)
+
+
+def _walk(source: SourceSettings, root: Path, skipped: list[Skipped]) -> Iterator[SourceFile]:
+    # followlinks=False: a link to a directory is listed in `dirnames` but never entered.
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        if os.path.realpath(dirpath) != dirpath:  # replaced by a link after it was listed
+            dirnames[:] = []
+            skipped.append(Skipped(source.name, _relative(here, root),
+                                   "directory replaced by a symbolic link, not read"))
+            continue
+        kept = []
+        for name in sorted(d for d in dirnames if not d.startswith(".")):
+            if (here / name).is_symlink():
+                skipped.append(_link_not_followed(source, root, here / name, directory=True))
+            else:
+                kept.append(name)
+        dirnames[:] = kept
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                path = here / name
+                found = _file(source, root, path, _relative(path, root), skipped)
+                if found is not None:
+                    yield found
+
+
+def _relative(path: Path, root: Path) -> str:
+    # NFC, like every name the policy compares it with: a file saved with an NFD name (macOS)
+    # gets the same id as the name typed in a deny rule or a command.
+    return normalize(path.relative_to(root).as_posix())
+
+
+def _file(
+    source: SourceSettings, root: Path, path: Path, uri: str, skipped: list[Skipped]
+) -> SourceFile | None:
+    bad = unsafe_character(uri)
+    if bad is not None:
+        skipped.append(Skipped(source.name, uri, f"file name has the character {bad}, which a "
+                               "document id may not hold; not read (rename the file)"))
+        return None
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return None  # deleted since it was listed
+    if stat.S_ISLNK(info.st_mode):
+        return _link(source, root, path, uri, skipped)
+    if not stat.S_ISREG(info.st_mode):
+        return None  # a FIFO, socket or device: reading it could block or never end
+    mtime = datetime.fromtimestamp(info.st_mtime, tz=UTC)
+    return SourceFile(source.name, path, uri, mtime, effective_acl(source, uri, {}))
+
+
+def _link(
+    source: SourceSettings, root: Path, path: Path, uri: str, skipped: list[Skipped]
+) -> SourceFile | None:
+    """The SourceFile a link stands for, if its source follows it; else it is reported."""
+    if source.links == "skip":
+        skipped.append(_link_not_followed(source, root, path, directory=False))
+        return None
+    problem, real = _link_problem(root, path)
+    if problem is not None:
+        skipped.append(Skipped(source.name, uri, problem))
+        return None
+    target = _relative(real, root)
+    if target.startswith(".") or "/." in target:
+        problem = f"symbolic link to {target}, a hidden file, not followed"
+    elif unsafe_character(target) is not None:
+        problem = f"symbolic link to {target}, whose name a document id may not hold, not followed"
+    if problem is not None:
+        skipped.append(Skipped(source.name, uri, problem))
+        return None
+    mtime = datetime.fromtimestamp(real.stat().st_mtime, tz=UTC)
+    acl = effective_acl(source, uri, {}, target)
+    return SourceFile(source.name, real, uri, mtime, acl, link_target=target)
+
+
+def _link_problem(root: Path, path: Path) -> tuple[str | None, Path]:
+    """Why a source with links = "within_source" does not follow this link (None: it does)."""
+    raw = os.readlink(path)
+    try:
+        real = Path(os.path.realpath(path, strict=True))
+    except OSError as exc:
+        return _unresolved(raw, exc), path
+    if not real.is_relative_to(root):
+        return f"symbolic link to {raw}, which leads outside the source, not followed", real
+    shown = real.relative_to(root).as_posix()
+    if real.is_dir():
+        return (f"symbolic link to the directory {shown}, not followed (only links to files "
+                "are followed)"), real
+    if not real.is_file():
+        return f"symbolic link to {shown}, not a regular file, not followed", real
+    if Path(os.path.normpath(path.parent / raw)) != real:
+        return f"symbolic link to {shown} through other links, not followed", real
+    return None, real
+
+
+def _link_not_followed(
+    source: SourceSettings, root: Path, path: Path, *, directory: bool
+) -> Skipped:
+    """A link that is reported and not read, with where it leads."""
+    uri = _relative(path, root)
+    raw = os.readlink(path)
+    try:
+        real = Path(os.path.realpath(path, strict=True))
+    except OSError as exc:
+        return Skipped(source.name, uri, _unresolved(raw, exc))
+    if not real.is_relative_to(root):
+        return Skipped(source.name, uri,
+                       f"symbolic link to {raw}, which leads outside the source, not followed")
+    what = "the directory " if directory else ""
+    why = '(links = "skip")' if source.links == "skip" else "(only links to files are followed)"
+    return Skipped(source.name, uri, f"symbolic link to {what}"
+                   f"{real.relative_to(root).as_posix()}, not followed {why}")
+
+
+def _unresolved(raw: str, exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return f"symbolic link to {raw}, which does not exist (a dangling link), not followed"
+    return f"symbolic link to {raw}, which cannot be resolved ({exc.strerror}), not followed"
 
 
 def content_hash(path: Path) -> str:
-    """The document version: sha256 of the file's bytes."""
+    """The document version: sha256 of the file's bytes.
+
+    The file is opened without following a link and must be a regular file, and no directory
+    on its path may be a link: a file replaced after discovery is not read (OSError).
+    """
+    if os.path.realpath(path.parent) != os.path.abspath(path.parent):
+        raise OSError(f"a directory on the path {path} was replaced by a symbolic link")
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise OSError(f"{path.name} is no longer a regular file")
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

@@ -29,7 +29,7 @@ def chunk_payload(
     """The stored metadata of one chunk; `acl` is what the permission filter matches."""
     if not file.acl:
         raise ValueError(f"{file.doc_id}: refusing to tag a chunk without an ACL")
-    return {
+    payload: dict[str, object] = {
         "chunk_id": point_id(file.doc_id, chunk.index),
         "chunk_index": chunk.index,
         "doc_id": file.doc_id,
@@ -45,3 +45,6 @@ def chunk_payload(
         "acl": list(file.acl),
         "text": chunk.text,
     }
+    if file.link_target is not None:  # a link followed within its source: its ACL needs both
+        payload["link_target"] = file.link_target
+    return payload

@@ -11,7 +11,8 @@ answers with today's ACLs, never with the ones it was built with.
 
 A document's ACL now: its override (`clearance acl set`, in data_dir/document_acls.json) if it
 has one, else the first config rule of its source that matches its path, else nobody (fail
-closed: also when its source is no longer declared); as tokens of its source's tenant.
+closed: also when its source is no longer declared); as tokens of its source's tenant. For a
+symbolic link followed within its source, only the tokens its target's ACL now also has.
 
 Two more things take documents out of a caller's results, in every version and inside the same
 filter: the caller's read denials from the policy (`p, SUBJECT, source:NAME|doc:ID, read, deny`;
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.settings import SourceSettings
-from ingest.sources import document_acl
+from ingest.sources import effective_acl
 from policies.policy_file import document_pattern_matches
 from policies.principals import is_principal, normalize
 from retrieval.errors import StoreError
@@ -217,12 +218,17 @@ class DocumentAccess:
                      "build", version_id, len(changed))
         return access
 
+    def forget(self, version_id: str) -> None:
+        """Drop what is cached for a version no longer served (its document table)."""
+        with self._lock:
+            self._cache.pop(version_id, None)
+
 
 def _acl_now(
     doc_id: str, entry: DocumentEntry, rules: SourceRules, overrides: Mapping[str, Acl]
 ) -> Acl:
-    override = overrides.get(doc_id)
     source = rules.get(entry.source)
     if source is None:
         return ()  # the source is no longer declared: nobody reads it
-    return document_acl(source, entry.uri, override) or ()
+    # A followed link (entry.target) is readable only by what its target's ACL also allows.
+    return effective_acl(source, entry.uri, overrides, entry.target) or ()

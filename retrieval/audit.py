@@ -9,6 +9,14 @@ Editing, deleting, reordering or truncating records breaks the chain, and `verif
 reports the line. Deleting the *last* records leaves a valid chain, so after each append the
 seq and hash of the last record are also written to `<log>.head`; verify compares the two.
 
+The head is the commit point of an append: a record is on record once the head names it. If the
+line is written but the head is not (a full disk fits the line in the log's last block but not
+a new head file; a process killed in between), the line is removed again; if even that fails,
+the record stays after the head, verify counts it as unfinished rather than a break, and the
+next append first writes a follow-up record for it with outcome "failed" and `amends` = its seq.
+A request that fails after its record was written gets such a follow-up too
+(`failure_record`). A request's outcome is that of its last record (`request_outcomes`).
+
 The chain is not keyed: someone who can rewrite both files can forge a consistent log. It makes
 tampering evident, not impossible; ship the head hash elsewhere if that matters.
 """
@@ -33,6 +41,12 @@ CHAIN_FIELDS = ("seq", "prev_hash", "hash")
 
 # Tail read size when looking for the last line; records are small, so one block is typical.
 _TAIL_BLOCK = 8192
+# The outcome of a request that failed after a record of it was written (`failure_record`).
+FAILED = "failed"
+UNFINISHED_REASON = ("its record was written but the append did not finish (the head was not "
+                     "updated): the request was not answered")
+# At most this many unfinished records are followed up by one append.
+_MAX_FOLLOWUPS = 100
 
 
 def canonical_json(record: dict[str, Any]) -> str:
@@ -69,6 +83,10 @@ class VerifyResult:
     ok: bool
     records: int
     problems: list[str] = field(default_factory=list)
+    # Records after the head (appends that did not finish: their requests were not answered;
+    # the next append records them as failed), and follow-up records of failed requests.
+    unfinished: int = 0
+    failed_later: int = 0
 
 
 class AuditLog:
@@ -102,26 +120,108 @@ class AuditLog:
             fcntl.flock(fd, fcntl.LOCK_EX)
             size = os.fstat(fd).st_size
             last_seq, last_hash = _last_record(fd, size, self.path)
-            written = {**record, "seq": last_seq + 1, "prev_hash": last_hash}
-            written["hash"] = record_hash(written)
-            line = (canonical_json(written) + "\n").encode("utf-8")
+            # Records after the head belong to appends that never finished: say they failed
+            # before chaining anything onto them.
+            records = [*_failed_followups(fd, size, self.head_path, last_seq), record]
+            lines = []
+            for rec in records:
+                written = {**rec, "seq": last_seq + 1, "prev_hash": last_hash}
+                written["hash"] = record_hash(written)
+                lines.append(canonical_json(written) + "\n")
+                last_seq, last_hash = written["seq"], written["hash"]
             try:
-                _write_all(fd, line)
+                _write_all(fd, "".join(lines).encode("utf-8"))
                 os.fsync(fd)
+                # Under the same lock, so heads from concurrent appenders cannot land out of
+                # order. The head is the commit point: a line it does not cover is not on record.
+                _write_head(self.head_path, last_seq, last_hash)
             except OSError:
-                # Remove a partial line so the log stays appendable; if even that fails, the
-                # partial line remains and verify reports it.
+                # Remove the lines, partial or whole: a record must not say "ok" for a request
+                # that then fails (the head write is what fails on a full disk, after a line
+                # that fitted). If even that fails, the lines stay after the head, and the next
+                # append records them as failed.
                 try:
                     os.ftruncate(fd, size)
                     os.fsync(fd)
                 except OSError:
                     pass
                 raise
-            # Under the same lock, so heads from concurrent appenders cannot land out of order.
-            _write_head(self.head_path, written["seq"], written["hash"])
             return written
         finally:
             os.close(fd)
+
+
+def failure_record(request_id: str | None, action: str | None, reason: str, *,
+                   caller: str | None = None, amends: int | None = None) -> dict[str, Any]:
+    """A follow-up record: the request `request_id` failed after an earlier record of it was
+    written (`amends`: that record's seq, when known). A request's outcome is that of its last
+    record (`request_outcomes`)."""
+    return {"time": datetime.now(UTC).isoformat(), "request_id": request_id, "action": action,
+            "caller": caller, "outcome": FAILED, "reason": reason,
+            **({"amends": amends} if amends is not None else {})}
+
+
+def _failed_followups(fd: int, size: int, head: Path, last_seq: int) -> list[dict[str, Any]]:
+    """A failure record for each record after the head (their appends did not finish, so
+    their requests were not answered); none without a readable head."""
+    head_seq = _head_seq(head)
+    if head_seq is None or head_seq >= last_seq:
+        return []
+    count = min(last_seq - head_seq, _MAX_FOLLOWUPS)
+    followups = []
+    for raw in _tail_lines(fd, size, count):
+        try:
+            rec = json.loads(raw)
+        except ValueError:
+            continue
+        if (isinstance(rec, dict) and isinstance(rec.get("seq"), int) and rec["seq"] > head_seq
+                and rec.get("outcome") != FAILED):  # a failure needs no follow-up
+            followups.append(failure_record(
+                rec.get("request_id"), rec.get("action"), UNFINISHED_REASON,
+                caller=rec.get("caller"), amends=rec["seq"]))
+    return followups
+
+
+def _head_seq(head: Path) -> int | None:
+    try:
+        seq = json.loads(head.read_bytes())["seq"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return seq if isinstance(seq, int) else None
+
+
+def _tail_lines(fd: int, size: int, count: int) -> list[bytes]:
+    """The last `count` complete lines of the file, oldest first."""
+    buf = b""
+    pos = size
+    while pos > 0 and buf.count(b"\n") <= count:
+        step = min(_TAIL_BLOCK, pos)
+        pos -= step
+        buf = os.pread(fd, step, pos) + buf
+    lines = buf.split(b"\n")[:-1]  # the text after the last newline is not a line
+    if pos > 0:
+        lines = lines[1:]  # the first piece may be a line cut short by the block boundary
+    return lines[-count:]
+
+
+def request_outcomes(path: Path) -> dict[str, str]:
+    """Each request id's outcome: that of its last record, and "failed" for a record after the
+    head (its append did not finish, so the request was not answered)."""
+    path = Path(path)
+    head_seq = _head_seq(head_path_for(path))
+    outcomes: dict[str, str] = {}
+    with path.open("rb") as f:
+        for raw in f:
+            try:
+                rec = json.loads(raw)
+            except ValueError:
+                continue
+            if not isinstance(rec, dict) or not isinstance(rec.get("request_id"), str):
+                continue
+            unfinished = head_seq is not None and isinstance(rec.get("seq"), int) \
+                and rec["seq"] > head_seq
+            outcomes[rec["request_id"]] = FAILED if unfinished else str(rec.get("outcome"))
+    return outcomes
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -205,6 +305,8 @@ def verify_audit_log(path: Path, head: Path | None = None) -> VerifyResult:
     last_line = 0
     last_seq = 0
     last_hash: str | None = GENESIS_HASH
+    hash_at_head: str | None = None  # the hash of the record whose seq the head names
+    failed_later = 0
     log_exists = path.exists()
     if log_exists:
         try:
@@ -233,6 +335,15 @@ def verify_audit_log(path: Path, head: Path | None = None) -> VerifyResult:
                         )
                     if record_hash(rec) != rec["hash"]:
                         problems.append(f"line {lineno}: hash mismatch (record was edited)")
+                    if rec.get("outcome") == FAILED:
+                        failed_later += 1
+                    if "amends" in rec:
+                        amends = rec["amends"]
+                        if not isinstance(amends, int) or not 0 < amends < seq:
+                            problems.append(f"line {lineno}: amends {amends!r}, which is not "
+                                            "the seq of an earlier record")
+                    if head_info is not None and seq == head_info[0]:
+                        hash_at_head = rec["hash"]
                     # Resync on the stored values so one bad record is reported once, not on
                     # every line after it.
                     expected_seq = seq + 1
@@ -241,10 +352,15 @@ def verify_audit_log(path: Path, head: Path | None = None) -> VerifyResult:
         except OSError as exc:
             problems.append(f"log {path} could not be read: {exc}")
 
+    unfinished = 0
     if head_info is not None:
         head_seq, head_hash = head_info
         if not log_exists and head_seq > 0:
             problems.append(f"log {path} is missing but the head says {head_seq} records exist")
+        elif head_seq < last_seq and hash_at_head == head_hash and last_hash is not None:
+            # The head is the commit point: records after it were written by appends that did
+            # not finish, so their requests failed. Not a break; the next append says so.
+            unfinished = last_seq - head_seq
         elif (head_seq, head_hash) != (last_seq, last_hash):
             where = f"line {last_line}" if last_line else "the empty log"
             problems.append(
@@ -252,7 +368,8 @@ def verify_audit_log(path: Path, head: Path | None = None) -> VerifyResult:
                 f"{where} ends with seq {last_seq} (records removed from the end?)"
             )
 
-    return VerifyResult(ok=not problems, records=records, problems=problems)
+    return VerifyResult(ok=not problems, records=records, problems=problems,
+                        unfinished=unfinished, failed_later=failed_later)
 
 
 def _parse_record(raw: bytes, lineno: int, problems: list[str]) -> dict[str, Any] | None:

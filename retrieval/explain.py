@@ -49,6 +49,9 @@ def explain_read(
         origin = ("no acl rule matches" if rule is None else
                   f"source {source.name!r} acl rule {rule + 1}: glob {source.acl[rule].glob!r} "
                   f"allow {', '.join(source.acl[rule].allow)}")
+    if entry.target is not None:
+        origin += (f"; a symbolic link to {entry.source}:{entry.target}, so only what that "
+                   "document's ACL also allows")
     out.reasons.append(f"document ACL (tenant {tenant}): {' '.join(acl) or '(nobody)'} "
                        f"from {origin}")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,26 @@ def write_json_atomic(path: Path, data: Any) -> None:
     The temp file is fsynced before the rename and the directory after it, so a crash leaves
     one complete file; a leftover `.<name>.tmp` from a killed writer is overwritten next time.
     """
+    with replacing_json(path, data):
+        pass
+
+
+@contextlib.contextmanager
+def replacing_json(path: Path, data: Any) -> Iterator[None]:
+    """As write_json_atomic, with the block run between writing the temp file and putting it in
+    place: a full disk fails before the block, and a block that raises leaves `path` as it was
+    (so a change can be audited before it takes effect)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2)
+            handle.flush()
+            os.fsync(handle.fileno())
+        yield
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     fd = os.open(path.parent, os.O_RDONLY)
     try:

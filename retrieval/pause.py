@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from retrieval.files import file_stamp, write_json_atomic
+from retrieval.errors import StateWriteError, is_full
+from retrieval.files import file_stamp, replacing_json
 
 log = logging.getLogger(__name__)
 
@@ -84,31 +86,51 @@ class PauseSwitch:
                 self._key = key
             return self._state
 
-    def pause(self, target: Target, *, by: str, reason: str) -> Paused:
-        """Pause generation or the service; pausing what is paused keeps the first entry."""
+    def pause(self, target: Target, *, by: str, reason: str,
+              before_commit: Callable[[], None] | None = None) -> Paused:
+        """Pause generation or the service; pausing what is paused keeps the first entry.
+
+        `before_commit` (the audit record) runs once the new state is written but before it
+        takes effect, under this switch's lock (so it must not use the switch); if it raises,
+        nothing changes. StateWriteError if the state cannot be written: nothing changes either.
+        """
         with self._lock:
             state = self._read()
             existing: Paused | None = getattr(state, target)
             if existing is not None:
+                if before_commit is not None:
+                    before_commit()
                 return existing
             entry = Paused(by, datetime.now(UTC).isoformat(), reason)
-            self._write({**_entries(state), target: entry})
+            self._write({**_entries(state), target: entry}, before_commit)
             return entry
 
-    def resume(self, target: Target) -> Paused | None:
+    def resume(self, target: Target, before_commit: Callable[[], None] | None = None
+               ) -> Paused | None:
         """Resume; the entry that was in force (an unreadable file counts as one), or None if
-        it was not paused."""
+        it was not paused (then `before_commit` is not run). Failures as for pause()."""
         with self._lock:
             state = self._read()
             entries = _entries(state)
             existing = entries[target]
             if existing is not None:
-                self._write({**entries, target: None})
+                self._write({**entries, target: None}, before_commit)
             return existing
 
-    def _write(self, entries: dict[str, Paused | None]) -> None:
-        write_json_atomic(self.path, {t: asdict(e) if e else None for t, e in entries.items()})
-        self._key = ()
+    def _write(self, entries: dict[str, Paused | None],
+               before_commit: Callable[[], None] | None = None) -> None:
+        data = {t: asdict(e) if e else None for t, e in entries.items()}
+        step = "write"
+        try:
+            with replacing_json(self.path, data):
+                step = "put in place"  # the new file is complete; the old one still rules
+                if before_commit is not None:
+                    before_commit()
+        except OSError as exc:
+            raise StateWriteError(f"cannot {step} the pause file {self.path}: "
+                                  f"{exc.strerror or exc}", full=is_full(exc)) from exc
+        finally:
+            self._key = ()
 
 
 def _entries(state: PauseState) -> dict[str, Paused | None]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
@@ -11,9 +10,10 @@ from retrieval.access import DocumentAccess
 from retrieval.bm25 import Bm25Encoder
 from retrieval.embedder import Embedder
 from retrieval.errors import NoIndexError, StoreError
+from retrieval.readers import ReaderPool
 from retrieval.scope import Scope
 from retrieval.settings import RetrievalSettings
-from retrieval.store import Hit, Ranking, SearchMode, VersionReader
+from retrieval.store import Hit, Ranking, SearchMode
 from retrieval.versions import VersionCatalog, VersionInfo
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,9 @@ class Retriever:
 
     The current pointer is read on every call, so a switch made by another process (ingest,
     rollback) is served from the next request on, and each response comes from one version.
-    Document ACLs changed since that version was built apply (retrieval/access.py), both in the
-    search filter and in the re-check of every hit.
+    Only the current version stays loaded: one a search still holds is closed when that search
+    ends (retrieval/readers.py). Document ACLs changed since that version was built apply
+    (retrieval/access.py), both in the search filter and in the re-check of every hit.
 
     Chunks are ranked by `ranking` (hybrid by default), or by the mode a call asks for. A
     version without BM25 vectors (built before them) is searched dense: `Retrieved.mode` says
@@ -51,26 +52,8 @@ class Retriever:
         self._access = access
         self._bm25 = bm25 or Bm25Encoder()
         self._ranking = ranking or RetrievalSettings().ranking()
-        self._infos: dict[str, VersionInfo] = {}
-        self._readers: dict[str, VersionReader] = {}
-        self._lock = threading.Lock()
-
-    def _reader(self, version_id: str) -> tuple[VersionReader, VersionInfo]:
-        with self._lock:
-            reader = self._readers.get(version_id)
-            if reader is None:
-                info = self._catalog.get(version_id)
-                if info is None:
-                    raise StoreError(f"index version {version_id} has no manifest")
-                if info.embedder != self._embedder.name or info.dim != self._embedder.dim:
-                    raise StoreError(
-                        f"index version {version_id} was built with {info.embedder} "
-                        f"({info.dim} dims), but queries use {self._embedder.name} "
-                        f"({self._embedder.dim} dims); re-index or roll back"
-                    )
-                reader = self._readers[version_id] = self._catalog.backend.open(version_id)
-                self._infos[version_id] = info
-            return reader, self._infos[version_id]
+        # A version's ACL table goes with its reader.
+        self._readers = ReaderPool(catalog, embedder, on_close=access.forget)
 
     def _ranking_for(self, info: VersionInfo, mode: SearchMode | None) -> Ranking:
         ranking = replace(self._ranking, mode=mode or self._ranking.mode)
@@ -91,14 +74,17 @@ class Retriever:
         version = self._catalog.current()
         if version is None:
             raise NoIndexError("no index version has been built yet: run `clearance ingest`")
-        reader, info = self._reader(version)
-        ranking = self._ranking_for(info, mode)
-        access = self._access.for_version(version)
-        vector = self._embedder.embed_query(query)
-        sparse = self._bm25.encode_query(query) if ranking.mode is not SearchMode.DENSE else None
-        read_filter = access.read_filter(scope)
-        hits = reader.search(vector.tolist(), access=read_filter, limit=top_k, sparse=sparse,
-                             ranking=ranking)
+        # Held for the whole search: a switch meanwhile cannot close the version under it, and
+        # the reader is closed once the last search on a version no longer current ends.
+        with self._readers.hold(version) as (reader, info):
+            ranking = self._ranking_for(info, mode)
+            access = self._access.for_version(version)
+            vector = self._embedder.embed_query(query)
+            sparse = (self._bm25.encode_query(query) if ranking.mode is not SearchMode.DENSE
+                      else None)
+            read_filter = access.read_filter(scope)
+            hits = reader.search(vector.tolist(), access=read_filter, limit=top_k,
+                                 sparse=sparse, ranking=ranking)
 
         def permitted(payload: Mapping[str, object]) -> bool:
             return access.admits(scope, payload, read_filter)
@@ -111,9 +97,21 @@ class Retriever:
                       dropped, scope.user, version)
         return Retrieved(version, kept, dropped, permitted, ranking.mode)
 
+    def check_current(self) -> str | None:
+        """Why the current version cannot be searched now, or None if it can (for /healthz:
+        cheap once the version is open)."""
+        try:
+            version = self._catalog.current()
+            if version is None:
+                return "no index version has been built yet: run `clearance ingest`"
+            with self._readers.hold(version):
+                return None
+        except StoreError as exc:
+            return str(exc)
+
+    def open_versions(self) -> list[str]:
+        """The versions this process has open now (the current one, and any still in use)."""
+        return self._readers.open_versions()
+
     def close(self) -> None:
-        with self._lock:
-            for reader in self._readers.values():
-                reader.close()
-            self._readers.clear()
-            self._infos.clear()
+        self._readers.close()

@@ -468,6 +468,9 @@ class ServerBackend:
             raise StoreError(f"no sealed version {version_id!r} (collection {name!r})")
         return ServerReader(self._client, name, version_id)
 
+    def check_readable(self, version_id: str) -> None:
+        """Nothing is mapped in this process: a search of a missing version fails by itself."""
+
     def versions(self) -> list[str]:
         response = _wrap("listing collections", self._client.get_collections)
         start = f"{self._prefix}_"

@@ -10,7 +10,7 @@ from answers.answer import Answer
 from answers.compose import AnswerComposer
 from answers.conversation import Question
 from answers.redaction import Redactor
-from retrieval.audit import AuditLog
+from retrieval.audit import AuditLog, failure_record
 from retrieval.errors import RetrievalError
 from retrieval.retriever import Retrieved, Retriever
 from retrieval.scope import Scope
@@ -82,9 +82,10 @@ class RetrievalService:
         )
         return ChatResult(retrieved, answer)
 
-    def record_refusal(self, action: str, request_id: str, reason: str,
-                       caller: str | None = None) -> None:
-        """Audit a call refused before retrieval (no key, bad key, invalid input, paused)."""
+    def record_refusal(self, action: str, request_id: str | None, reason: str,
+                       caller: str | None = None, **details: Any) -> None:
+        """Audit a call refused before retrieval (no key, bad key, invalid input, paused,
+        throttled); `details` add fields, e.g. the address or an aggregated count."""
         self._audit.append(
             {
                 "time": _now(),
@@ -93,8 +94,14 @@ class RetrievalService:
                 "caller": caller,
                 "outcome": "refused",
                 "reason": reason,
+                **details,
             }
         )
+
+    def record_failure(self, action: str, request_id: str, reason: str) -> None:
+        """Audit a call that failed with an error once under way, perhaps after its record was
+        written: this follow-up makes its outcome "failed" (see retrieval/audit.py)."""
+        self._audit.append(failure_record(request_id, action, reason))
 
     def _retrieve(self, base: dict[str, Any], query: str, *, scope: Scope, top_k: int,
                   mode: SearchMode | None) -> Retrieved:

@@ -216,6 +216,12 @@ class VectorBackend(Protocol):
     def open(self, version_id: str) -> VersionReader:
         """Open a sealed version for search; StoreError if it does not exist."""
 
+    def check_readable(self, version_id: str) -> None:
+        """StoreError if this process could not open and search the version safely; a server
+        calls it before `open`. The embedded engine memory-maps a version's files, and a
+        filesystem that cannot back the maps (full, or without mmap support) kills the process
+        with SIGBUS: so a child process loads the version first."""
+
     def versions(self) -> list[str]:
         """Ids of the sealed versions present in the store."""
 

@@ -38,6 +38,8 @@ class DocumentEntry:
     source: str
     uri: str
     acl: tuple[str, ...]
+    # A symbolic link followed within its source: its target's uri, whose ACL applies as well.
+    target: str | None = None
 
 
 def new_version_id(now: datetime | None = None) -> str:
@@ -61,6 +63,7 @@ class VersionCatalog:
         """Write the document table of a version (before it is sealed): doc id → entry."""
         table = {
             doc_id: {"source": e.source, "uri": e.uri, "acl": list(e.acl)}
+            | ({"target": e.target} if e.target is not None else {})
             for doc_id, e in sorted(documents.items())
         }
         write_json_atomic(self._dir / f"{version_id}{_DOCS}", table)
@@ -81,7 +84,7 @@ class VersionCatalog:
         except (OSError, ValueError) as exc:
             raise StoreError(f"cannot read the document table {path}: {exc}") from exc
         return {
-            doc_id: DocumentEntry(e["source"], e["uri"], tuple(e["acl"]))
+            doc_id: DocumentEntry(e["source"], e["uri"], tuple(e["acl"]), e.get("target"))
             for doc_id, e in raw.items()
         }
 
@@ -95,12 +98,13 @@ class VersionCatalog:
             table: dict[str, DocumentEntry] = {}
             for chunk in reader.iter_chunks():
                 p = chunk.payload
-                acl = p.get("acl")
+                acl, target = p.get("acl"), p.get("link_target")
                 table.setdefault(
                     str(p.get("doc_id")),
                     DocumentEntry(
                         str(p.get("source")), str(p.get("uri")),
                         tuple(acl) if isinstance(acl, list) else (),
+                        target if isinstance(target, str) else None,
                     ),
                 )
             return table

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from api.app import create_app
 from api.keys import KeyStore
+from api.server import Server, uvicorn_config
 from api.services import build_services, open_catalog
-from api.settings import Settings, load_settings
+from api.settings import ServerSettings, Settings, load_settings
 from ingest.pipeline import IngestReport, build_index_version
 from retrieval.embedder import Embedder
 
@@ -45,11 +45,16 @@ def write_example_config(root: Path) -> Path:
 
 
 class LiveServer:
-    """uvicorn serving an app on a free loopback port, in a thread of this process."""
+    """uvicorn serving an app on a free loopback port, in a thread of this process, with the
+    protections `clearance serve` has (api.server: its Config and Server; the app's [server]
+    settings unless others are given)."""
 
-    def __init__(self, app: object) -> None:
-        self._server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    def __init__(self, app: object, server: ServerSettings | None = None) -> None:
+        if server is None:
+            services = getattr(getattr(app, "state", None), "services", None)
+            server = services.settings.server if services is not None else ServerSettings()
+        self._server = Server(
+            uvicorn_config(app, server, host="127.0.0.1", port=0, log_level="warning")
         )
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 

@@ -68,7 +68,9 @@ g, user:root, role:admin
 """
 
 
-def write_world(root: Path, *, llm_url: str | None, timeout_s: float = 2.0) -> Path:
+def write_world(root: Path, *, llm_url: str | None, timeout_s: float = 120.0) -> Path:
+    """The corpus, policy and config under `root`; the LLM's timeout is generous unless a test
+    of the timeout path asks for a small one."""
     for rel, text in DOCS.items():
         path = root / "docs" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,7 +123,7 @@ def ingest_world(config: Path, embedder: Embedder) -> dict[str, str]:
 
 @contextmanager
 def serve_world(root: Path, embedder: Embedder, *, llm_url: str | None,
-                timeout_s: float = 2.0) -> Iterator[Deployment]:
+                timeout_s: float = 120.0) -> Iterator[Deployment]:
     config = write_world(root, llm_url=llm_url, timeout_s=timeout_s)
     with serve_config(config, embedder, USERS) as deployed:
         yield deployed

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,11 +39,19 @@ def llm() -> Iterator[FakeLlm]:
         yield fake
 
 
+# Tests that expect the model's answer give it far more time than it needs, so none depends on
+# how fast this machine is; the timeout test uses a small timeout and a model stalled far longer.
+GENEROUS_TIMEOUT_S = 120.0
+SMALL_TIMEOUT_S = 1.0
+STALL_S = 60.0
+WARM_UP = [{"role": "user", "content": "Reply with OK."}]
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder, llm: FakeLlm
           ) -> Iterator[Deployment]:
     with serve_world(tmp_path_factory.mktemp("llm"), embedder, llm_url=llm.url,
-                     timeout_s=1.0) as deployed:
+                     timeout_s=GENEROUS_TIMEOUT_S) as deployed:
         yield deployed
 
 
@@ -95,22 +104,39 @@ def test_invented_citation_numbers_are_caught(world: Deployment, llm: FakeLlm):
     assert chat(world, "dave", QUESTIONS[0])["mode"] == "replaced"
 
 
-@pytest.mark.parametrize("failure", ["timeout", "http 500"])
-def test_a_slow_or_failing_model_falls_back_to_the_extractive_answer(
-        world: Deployment, llm: FakeLlm, failure: str):
-    if failure == "timeout":
-        llm.delay_s = 3.0  # the service's timeout is 1 s
-    else:
-        llm.status = 500
-    started = time.monotonic()
+def test_a_failing_model_falls_back_to_the_extractive_answer(world: Deployment, llm: FakeLlm):
+    llm.status = 500
     body = chat(world, "dave", QUESTIONS[0])
-    assert time.monotonic() - started < 2.9  # it did not wait for the model
     assert body["mode"] == "fallback"
     assert "24 December" in body["answer"] and body["citations"]
     assert "did not answer" in body["notice"]
     assert len(llm.requests) == 1
     record = audit_records(world)[-1]
     assert record["mode"] == "fallback" and record["outcome"] == "ok"
+    assert "500" in record["mode_detail"]
+
+
+def test_the_client_is_warmed_at_start_up_and_a_stalled_model_falls_back(
+        tmp_path: Path, embedder: Embedder):
+    with fake_llm() as model:
+        model.status = 500  # failing at start-up: the server starts all the same
+        with serve_world(tmp_path, embedder, llm_url=model.url,
+                         timeout_s=SMALL_TIMEOUT_S) as world:
+            # The warm-up request went out before the server took its first request: the
+            # client's code is loaded, and no question pays for it.
+            assert [r["messages"] for r in model.requests] == [WARM_UP]
+            model.status, model.delay_s = 200, STALL_S  # stalls far beyond the timeout
+            started = time.monotonic()
+            body = chat(world, "dave", QUESTIONS[0])
+            # A hang guard, not a speed test: it did not wait for the stalled model.
+            assert time.monotonic() - started < STALL_S / 2
+            assert body["mode"] == "fallback"
+            assert "24 December" in body["answer"] and body["citations"]
+            assert "did not answer" in body["notice"]
+            record = audit_records(world)[-1]
+            assert record["mode"] == "fallback" and record["outcome"] == "ok"
+            assert f"within {SMALL_TIMEOUT_S:g} s" in record["mode_detail"]
+            assert len(model.requests) == 2
 
 
 def test_prompts_never_hold_a_chunk_the_caller_may_not_read(world: Deployment, llm: FakeLlm):

@@ -6,28 +6,26 @@ from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, Field
 
 from api.deps import RequestIdDep, ServicesDep, require
+from api.openapi import ADMIN, BODY, errors
+from api.schemas import RequestBody
 from policies.principals import normalize
 from retrieval.scope import Scope
 
-router = APIRouter(prefix="/v1/admin")
+router = APIRouter(prefix="/v1/admin", responses=errors(*ADMIN))
 
 CanWriteAcl = Annotated[Scope, Depends(require("acl", "write"))]
 CanReadQuarantine = Annotated[Scope, Depends(require("quarantine", "read"))]
 CanWriteQuarantine = Annotated[Scope, Depends(require("quarantine", "write"))]
 
 
-class AclBody(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
-
+class AclBody(RequestBody):
     allow: list[str] = Field(min_length=1, max_length=1000)
 
 
-class QuarantineBody(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
-
+class QuarantineBody(RequestBody):
     kind: Literal["document", "source"]
     target: Annotated[str, AfterValidator(normalize)] = Field(min_length=1, max_length=2000)
     reason: str = Field(default="", max_length=2000)
@@ -38,7 +36,8 @@ def _known_document(services: ServicesDep, doc_id: str) -> None:
         raise HTTPException(status_code=404, detail=f"{doc_id} is in no index version")
 
 
-@router.put("/documents/{doc_id:path}/acl")
+@router.put("/documents/{doc_id:path}/acl", responses=errors(*BODY, 404, 503, when={
+    404: "The document is in no index version"}))
 def set_acl(doc_id: str, body: AclBody, scope: CanWriteAcl, services: ServicesDep,
             request_id: RequestIdDep) -> dict[str, Any]:
     doc_id = normalize(doc_id)
@@ -52,7 +51,8 @@ def set_acl(doc_id: str, body: AclBody, scope: CanWriteAcl, services: ServicesDe
     return {"doc_id": doc_id, "allow": body.allow}
 
 
-@router.delete("/documents/{doc_id:path}/acl")
+@router.delete("/documents/{doc_id:path}/acl", responses=errors(404, when={
+    404: "The document has no ACL override"}))
 def clear_acl(doc_id: str, scope: CanWriteAcl, services: ServicesDep,
               request_id: RequestIdDep) -> dict[str, Any]:
     doc_id = normalize(doc_id)
@@ -68,7 +68,8 @@ def list_quarantine(scope: CanReadQuarantine, services: ServicesDep) -> dict[str
     return {"entries": [asdict(e) for e in services.access.quarantine.entries()]}
 
 
-@router.post("/quarantine")
+@router.post("/quarantine", responses=errors(*BODY, 404, 503, when={
+    404: "No such source, or the document is in no index version"}))
 def quarantine(body: QuarantineBody, scope: CanWriteQuarantine, services: ServicesDep,
                request_id: RequestIdDep) -> dict[str, Any]:
     if body.kind == "source" and body.target not in {s.name for s in services.settings.sources}:
@@ -82,7 +83,8 @@ def quarantine(body: QuarantineBody, scope: CanWriteQuarantine, services: Servic
     return asdict(entry)
 
 
-@router.post("/quarantine/release")
+@router.post("/quarantine/release", responses=errors(*BODY, 404, when={
+    404: "The document or source is not quarantined"}))
 def release(body: QuarantineBody, scope: CanWriteQuarantine, services: ServicesDep,
             request_id: RequestIdDep) -> dict[str, Any]:
     entry = services.access.quarantine.release(body.kind, body.target)

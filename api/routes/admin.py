@@ -5,57 +5,64 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Path
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
 
-from api.deps import ServicesDep, require
+from api.deps import RequestIdDep, ServicesDep, require
+from api.openapi import ADMIN, BODY, errors
+from api.schemas import BuildRunningResponse, RequestBody
 from ingest.jobs import BuildRunning
 from retrieval.errors import StoreError
 from retrieval.scope import Scope
 
-router = APIRouter(prefix="/v1/admin")
+router = APIRouter(prefix="/v1/admin", responses=errors(*ADMIN))
 
 CanReindex = Annotated[Scope, Depends(require("index", "reindex"))]
 CanReadIndex = Annotated[Scope, Depends(require("index", "read"))]
 CanRollback = Annotated[Scope, Depends(require("index", "rollback"))]
+# Job ids are "job-<time>-<hex>"; anything else is refused before it nears a file name.
+JobId = Annotated[str, Path(pattern=r"^job-[A-Za-z0-9_-]{1,100}$")]
+_BUSY: dict[int | str, dict[str, Any]] = {
+    409: {"model": BuildRunningResponse, "description": "A build is already running"}}
 
 
-class RollbackRequest(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
-
+class RollbackRequest(RequestBody):
     to: str | None = None
 
 
-def _start(services: ServicesDep, source: str | None) -> JSONResponse:
+def _start(services: ServicesDep, source: str | None, request_id: str) -> JSONResponse:
     try:
         job = services.jobs.start(source)
     except BuildRunning as exc:
-        return JSONResponse(status_code=409, content={"error": str(exc), "job_id": exc.job_id})
+        return JSONResponse(status_code=409, content={"error": str(exc), "job_id": exc.job_id,
+                                                      "request_id": request_id})
     return JSONResponse(status_code=202, content={"job_id": job.id, "state": job.state})
 
 
-@router.post("/reindex", status_code=202)
-def reindex_all(scope: CanReindex, services: ServicesDep) -> JSONResponse:
-    return _start(services, None)
+@router.post("/reindex", status_code=202, responses=_BUSY)
+def reindex_all(scope: CanReindex, services: ServicesDep,
+                request_id: RequestIdDep) -> JSONResponse:
+    return _start(services, None, request_id)
 
 
-@router.post("/sources/{name}/reindex", status_code=202)
-def reindex_source(name: str, scope: CanReindex, services: ServicesDep) -> JSONResponse:
+@router.post("/sources/{name}/reindex", status_code=202,
+             responses={**_BUSY, **errors(404, when={404: "No source of that name"})})
+def reindex_source(name: str, scope: CanReindex, services: ServicesDep,
+                   request_id: RequestIdDep) -> JSONResponse:
     if name not in {s.name for s in services.settings.sources}:
         raise HTTPException(status_code=404, detail=f"no source named {name!r}")
-    return _start(services, name)
+    return _start(services, name, request_id)
 
 
-@router.get("/jobs/{job_id}")
-def get_job(job_id: str, scope: CanReindex, services: ServicesDep) -> dict[str, Any]:
+@router.get("/jobs/{job_id}", responses=errors(404, 422, when={404: "No job of that id"}))
+def get_job(job_id: JobId, scope: CanReindex, services: ServicesDep) -> dict[str, Any]:
     job = services.jobs.store.load(job_id)
     if job is None:
         raise HTTPException(status_code=404, detail=f"no job {job_id!r}")
     return asdict(job)
 
 
-@router.get("/index/versions")
+@router.get("/index/versions", responses=errors(503))
 def list_versions(scope: CanReadIndex, services: ServicesDep) -> dict[str, Any]:
     current = services.catalog.current()
     return {
@@ -64,7 +71,8 @@ def list_versions(scope: CanReadIndex, services: ServicesDep) -> dict[str, Any]:
     }
 
 
-@router.post("/index/rollback")
+@router.post("/index/rollback", responses=errors(*BODY, 404, 409, when={
+    404: "No index version of that id", 409: "No earlier version to roll back to"}))
 def rollback(
     scope: CanRollback, services: ServicesDep, body: RollbackRequest | None = None
 ) -> dict[str, Any]:

@@ -11,21 +11,31 @@ from fastapi.responses import StreamingResponse
 from answers.answer import citation_fields
 from answers.conversation import Question
 from api.deps import CallerDep, RequestIdDep, ServicesDep
-from api.schemas import ChatRequest, ChatResponse, ErrorResponse
+from api.openapi import BODY, KEYED, errors, event_stream, json_object, ref
+from api.schemas import ChatRequest, ChatResponse
 from api.streaming import sse_event, sse_response, text_pieces
 
 router = APIRouter()
+
+_STRING = {"type": "string"}
+# What a streamed answer sends, event by event (see `events` below).
+_EVENTS: dict[str | None, dict[str, Any]] = {
+    "meta": json_object({"request_id": _STRING, "mode": _STRING,
+                         "notice": {"type": ["string", "null"]}, "index_version": _STRING,
+                         "search_mode": ref("SearchMode")}),
+    "delta": json_object({"text": _STRING}),
+    "citations": json_object({"citations": {"type": "array", "items": ref("CitationOut")}}),
+    "done": {"type": "object", "maxProperties": 0},
+}
 
 
 @router.post(
     "/v1/chat",
     response_model=ChatResponse,
     responses={
-        200: {"content": {"text/event-stream": {}},
-              "description": "JSON, or with `stream: true` server-sent events: `meta`, then "
-                             "`delta` events with the answer's text, then `citations`, `done`"},
-        401: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
-        503: {"model": ErrorResponse},
+        **event_stream("JSON, or with `stream: true` server-sent events: `meta`, then `delta` "
+                       "events with the answer's text, then `citations`, `done`", _EVENTS),
+        **errors(*KEYED, *BODY, 503),
     },
 )
 def chat(

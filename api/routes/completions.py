@@ -16,20 +16,35 @@ from fastapi.responses import StreamingResponse
 from answers.answer import Answer, citation_fields
 from api.deps import CallerDep, RequestIdDep, ServicesDep
 from api.openai_protocol import (
+    ChatCompletion,
     ChatCompletionRequest,
     CompletionIds,
+    ModelList,
     clearance_fields,
     completion,
     completion_chunk,
     content,
     models_list,
 )
-from api.schemas import ErrorResponse
+from api.openapi import BODY, KEYED, errors, event_stream, json_object, ref
 from api.streaming import sse_event, sse_response, text_pieces
 from retrieval.embedder import Embedder
 
 router = APIRouter()
 _STARTED = int(time.time())
+
+# A streamed completion: chat.completion.chunk objects (the last with finish_reason, citations
+# and the clearance fields; then, if asked, one with usage and no choices), then [DONE].
+_CHUNK = json_object(
+    {"id": {"type": "string"}, "object": {"const": "chat.completion.chunk"},
+     "created": {"type": "integer"}, "model": {"type": "string"},
+     "choices": {"type": "array", "maxItems": 1, "items": json_object(
+         {"index": {"const": 0}, "delta": json_object({}, {"role": {"const": "assistant"},
+                                                           "content": {"type": "string"}}),
+          "finish_reason": {"enum": ["stop", None]}, "logprobs": {"type": "null"}})}},
+    {"citations": {"type": "array", "items": ref("CitationOut")},
+     "clearance": ref("ClearanceFields"), "usage": ref("Usage")},
+)
 
 
 def _usage(body: ChatCompletionRequest, answer: Answer, text: str, embedder: Embedder
@@ -47,9 +62,13 @@ def _usage(body: ChatCompletionRequest, answer: Answer, text: str, embedder: Emb
 
 @router.post(
     "/v1/chat/completions",
-    response_model=None,
-    responses={401: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
-               503: {"model": ErrorResponse}},
+    response_model=ChatCompletion,
+    responses={
+        **event_stream("A chat.completion, or with `stream: true` server-sent events: "
+                       "chat.completion.chunk objects, then `data: [DONE]`", {None: _CHUNK},
+                       done="[DONE]"),
+        **errors(*KEYED, *BODY, 503, openai=True),
+    },
 )
 def chat_completions(body: ChatCompletionRequest, scope: CallerDep, services: ServicesDep,
                      request_id: RequestIdDep) -> dict[str, Any] | StreamingResponse:
@@ -80,6 +99,7 @@ def chat_completions(body: ChatCompletionRequest, scope: CallerDep, services: Se
     return sse_response(events(), request_id)
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", response_model=ModelList,
+            responses=errors(*KEYED, 503, openai=True))
 def models(scope: CallerDep) -> dict[str, Any]:
     return models_list(_STARTED)

@@ -1,21 +1,59 @@
-"""GET /healthz: the process is up, which index version it serves, and what is paused."""
+"""GET /healthz: whether the service can answer now, which index version it serves, what is paused.
+
+Ready means a search could be answered and audited: the audit log can be appended to (its
+filesystem is neither full nor read-only, its files are writable) and the current index version
+opens (once open, that costs nothing). Otherwise 503, with each failing check and why. A pause is
+an operator's choice, not a fault: a paused service is ready (200, status "paused").
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from api.deps import Public, ServicesDep
+from api.openapi import LIMITS, errors
+from retrieval.errors import StoreError
+from retrieval.readiness import audit_log_problem
 
 router = APIRouter()
 
 
-@router.get("/healthz", dependencies=[Public])
-def healthz(services: ServicesDep) -> dict[str, Any]:
+class Health(BaseModel):
+    status: Literal["ok", "paused", "not ready"]
+    index_version: str | None
+    generation_paused: bool
+    problems: dict[str, str] | None = Field(
+        default=None, description="Only when not ready: each failing check (audit_log, index) "
+                                  "and why")
+
+
+@router.get("/healthz", dependencies=[Public], response_model=Health,
+            response_model_exclude_unset=True,
+            responses={**errors(*LIMITS, 500),
+                       503: {"model": Health, "description": "Not ready: the audit log cannot "
+                             "be written or the index cannot be read (`problems` says which)"}})
+def healthz(services: ServicesDep) -> dict[str, Any] | JSONResponse:
+    problems: dict[str, str] = {}
+    audit = audit_log_problem(services.settings.audit_log)
+    if audit is not None:
+        problems["audit_log"] = str(audit)
+    index = services.retriever.check_current()
+    if index is not None:
+        problems["index"] = index
+    try:
+        version = services.catalog.current()
+    except StoreError:
+        version = None  # reported under "index"
     pause = services.pause.current()
-    return {
-        "status": "paused" if pause.service_paused else "ok",
-        "index_version": services.catalog.current(),
+    body: dict[str, Any] = {
+        "status": "not ready" if problems else "paused" if pause.service_paused else "ok",
+        "index_version": version,
         "generation_paused": pause.generation_paused,
     }
+    if problems:
+        return JSONResponse(status_code=503, content={**body, "problems": problems})
+    return body

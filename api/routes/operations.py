@@ -4,27 +4,29 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Path
+from pydantic import Field
 
 from api.deps import RequestIdDep, ServicesDep, require
-from api.keys import KeyStoreError
+from api.keys import USER_MAX_CHARS, USER_PATTERN
+from api.openapi import ADMIN, BODY, errors
+from api.schemas import RequestBody
 from retrieval.audit import verify_audit_log
 from retrieval.scope import Scope
 
-router = APIRouter(prefix="/v1/admin")
+router = APIRouter(prefix="/v1/admin", responses=errors(*ADMIN))
 
 CanWriteKeys = Annotated[Scope, Depends(require("keys", "write"))]
 CanReadAudit = Annotated[Scope, Depends(require("audit", "read"))]
+_USER = "1-64 letters, digits, '.', '_' or '-', not only dots"
+UserName = Annotated[str, Path(pattern=USER_PATTERN, max_length=USER_MAX_CHARS, description=_USER)]
 
 
-class KeyBody(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
-
-    user: str = Field(pattern=r"^[^\s,:/]{1,128}$")
+class KeyBody(RequestBody):
+    user: str = Field(pattern=USER_PATTERN, max_length=USER_MAX_CHARS, description=_USER)
 
 
-@router.post("/keys", status_code=201)
+@router.post("/keys", status_code=201, responses=errors(*BODY))
 def create_key(body: KeyBody, scope: CanWriteKeys, services: ServicesDep,
                request_id: RequestIdDep) -> dict[str, Any]:
     key = services.keys.create(body.user)
@@ -33,13 +35,10 @@ def create_key(body: KeyBody, scope: CanWriteKeys, services: ServicesDep,
     return {"user": body.user, "key": key}
 
 
-@router.delete("/keys/{user}")
-def revoke_keys(user: str, scope: CanWriteKeys, services: ServicesDep,
+@router.delete("/keys/{user}", responses=errors(422))
+def revoke_keys(user: UserName, scope: CanWriteKeys, services: ServicesDep,
                 request_id: RequestIdDep) -> dict[str, Any]:
-    try:
-        count = services.keys.revoke(user)
-    except KeyStoreError as exc:
-        raise HTTPException(status_code=422, detail=f"invalid request: user: {exc}") from None
+    count = services.keys.revoke(user)
     services.audit_admin("keys.revoke", caller=f"user:{scope.user}", request_id=request_id,
                          user=user, revoked=count)
     return {"user": user, "revoked": count}

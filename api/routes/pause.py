@@ -1,7 +1,14 @@
-"""Admin routes for the pause switch: generation (answers become extractive) or the service."""
+"""Admin routes for the pause switch: generation (answers become extractive) or the service.
+
+A change is written, then audited, then put in place: when the data directory is full (507) or
+cannot be written (503), the answer says so and the pause state is as it was.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -9,10 +16,16 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import RequestIdDep, ServicesDep, require
+from api.openapi import ADMIN, BODY, errors
+from api.services import Services
+from retrieval.errors import AuditWriteError, StateWriteError, is_full
 from retrieval.pause import PauseState, Target
+from retrieval.readiness import audit_log_problem, filesystem_problem
 from retrieval.scope import Scope
 
-router = APIRouter(prefix="/v1/admin")
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1/admin", responses=errors(*ADMIN))
 
 CanPause = Annotated[Scope, Depends(require("answering", "pause"))]
 
@@ -38,25 +51,70 @@ def pause_fields(state: PauseState) -> dict[str, Any]:
     }
 
 
+_UNWRITABLE = errors(503, 507, when={
+    503: "The data directory cannot be written (read-only, say): nothing was changed",
+    507: "The data directory is full: nothing was changed"})
+
+
+def _unwritable(problem: str, *, full: bool) -> HTTPException:
+    if full:
+        return HTTPException(status_code=507, detail=f"the data directory is full: {problem}; "
+                             "nothing was changed")
+    return HTTPException(status_code=503, detail=f"the data directory cannot be written: "
+                         f"{problem}; nothing was changed")
+
+
+@contextmanager
+def _changing(services: Services) -> Iterator[None]:
+    """Refuse before anything is written when the pause file or the audit log cannot be
+    written; answer a write that fails anyway the same way (the switch left the state as it
+    was)."""
+    for problem in (filesystem_problem(services.settings.pause_file.parent, "the pause file"),
+                    audit_log_problem(services.settings.audit_log)):
+        if problem is not None:
+            raise _unwritable(problem.message, full=problem.full)
+    try:
+        yield
+    except StateWriteError as exc:
+        log.error("%s", exc)
+        raise _unwritable(str(exc), full=exc.full) from None
+    except AuditWriteError as exc:
+        log.error("%s", exc)
+        raise _unwritable("the audit log could not be written", full=is_full(exc)) from None
+
+
 @router.get("/pause")
 def pause_state(scope: CanPause, services: ServicesDep) -> dict[str, Any]:
     return pause_fields(services.pause.current())
 
 
-@router.post("/pause")
+@router.post("/pause", responses={**errors(*BODY), **_UNWRITABLE})
 def pause(body: PauseBody, scope: CanPause, services: ServicesDep,
           request_id: RequestIdDep) -> dict[str, Any]:
-    services.pause.pause(body.target, by=f"user:{scope.user}", reason=body.reason)
-    services.audit_admin("pause", caller=f"user:{scope.user}", request_id=request_id,
-                         target=body.target, reason=body.reason)
+    def audit() -> None:
+        services.audit_admin("pause", caller=f"user:{scope.user}", request_id=request_id,
+                             target=body.target, reason=body.reason)
+
+    with _changing(services):
+        services.pause.pause(body.target, by=f"user:{scope.user}", reason=body.reason,
+                             before_commit=audit)
     return pause_fields(services.pause.current())
 
 
-@router.post("/resume")
+@router.post("/resume", responses={**errors(*BODY, 409, when={409: "It is not paused"}),
+                                    **_UNWRITABLE})
 def resume(body: ResumeBody, scope: CanPause, services: ServicesDep,
            request_id: RequestIdDep) -> dict[str, Any]:
-    if services.pause.resume(body.target) is None:
+    def audit() -> None:
+        services.audit_admin("resume", caller=f"user:{scope.user}", request_id=request_id,
+                             target=body.target)
+
+    state = services.pause.current()
+    if getattr(state, body.target) is None and state.problem is None:
+        # Nothing to write, so 409 whatever the disk (a damaged pause file counts as paused).
         raise HTTPException(status_code=409, detail=f"{body.target} is not paused")
-    services.audit_admin("resume", caller=f"user:{scope.user}", request_id=request_id,
-                         target=body.target)
+    with _changing(services):
+        resumed = services.pause.resume(body.target, before_commit=audit)
+    if resumed is None:
+        raise HTTPException(status_code=409, detail=f"{body.target} is not paused")
     return pause_fields(services.pause.current())

@@ -5,25 +5,30 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import Field
 
 from api.deps import RequestIdDep, ServicesDep, require
+from api.openapi import ADMIN, BODY, errors
+from api.schemas import RequestBody
 from policies.policy_file import Membership, PolicyError, Rule, parse_policy
 from policies.principals import normalize
 from retrieval.explain import explain_read
 from retrieval.scope import Scope
 
-router = APIRouter(prefix="/v1/admin/policy")
+router = APIRouter(prefix="/v1/admin/policy", responses=errors(*ADMIN))
 
 CanReadPolicy = Annotated[Scope, Depends(require("policy", "read"))]
 CanWritePolicy = Annotated[Scope, Depends(require("policy", "write"))]
+# A user name as it follows "user:" in a principal; a document id as "<source>:<path>".
+ExplainUser = Annotated[str, Query(min_length=1, max_length=200, pattern=r"^[^\s,]+$",
+                                   description="A user name, without the user: prefix")]
+ExplainDoc = Annotated[str, Query(min_length=1, max_length=2000,
+                                  description="A document id, <source>:<path>")]
 
 
-class PolicyChange(BaseModel):
+class PolicyChange(RequestBody):
     """Lines in the policy file's own format, e.g. "g, user:dave, group:staff"."""
-
-    model_config = ConfigDict(strict=True, extra="forbid")
 
     add: list[str] = Field(default_factory=list, max_length=10_000)
     remove: list[str] = Field(default_factory=list, max_length=10_000)
@@ -55,7 +60,8 @@ def read_policy(scope: CanReadPolicy, services: ServicesDep) -> dict[str, Any]:
     }
 
 
-@router.post("/changes")
+@router.post("/changes", responses=errors(*BODY, 409, when={
+    409: "The change cannot be applied to the policy as it is"}))
 def change_policy(body: PolicyChange, scope: CanWritePolicy, services: ServicesDep,
                   request_id: RequestIdDep) -> dict[str, Any]:
     add, remove = _parse_lines(body.add, "add"), _parse_lines(body.remove, "remove")
@@ -70,7 +76,8 @@ def change_policy(body: PolicyChange, scope: CanWritePolicy, services: ServicesD
     return {"added": added, "removed": removed, "version": services.policy.version}
 
 
-@router.get("/explain")
-def explain(user: str, doc: str, scope: CanReadPolicy, services: ServicesDep) -> dict[str, Any]:
+@router.get("/explain", responses=errors(422, 503))
+def explain(user: ExplainUser, doc: ExplainDoc, scope: CanReadPolicy,
+            services: ServicesDep) -> dict[str, Any]:
     return asdict(explain_read(services.policy, services.access, services.catalog,
                                normalize(user), normalize(doc)))

@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import CallerDep, RequestIdDep, ServicesDep
-from api.schemas import ErrorResponse, SearchRequest, SearchResponse
+from api.openapi import BODY, KEYED, errors
+from api.schemas import SearchRequest, SearchResponse
 
 router = APIRouter()
 
@@ -18,7 +19,7 @@ _RESULT_FIELDS = ("doc_id", "source", "title", "uri", "page", "doc_version",
 @router.post(
     "/v1/search",
     response_model=SearchResponse,
-    responses={401: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    responses=errors(*KEYED, *BODY, 503),
 )
 def search(
     body: SearchRequest, scope: CallerDep, services: ServicesDep, request_id: RequestIdDep

@@ -6,6 +6,7 @@ import email
 import email.policy
 import json
 import os
+import re
 import subprocess
 import sys
 from email.message import EmailMessage
@@ -15,8 +16,9 @@ import docx
 import pikepdf
 import pytest
 
-from ingest.errors import ParseError
+from ingest.errors import LimitExceeded, ParseError
 from ingest.parser import SUPPORTED_SUFFIXES, ParsedDocument, parse_document
+from ingest.settings import FileLimits
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -215,12 +217,101 @@ def test_pdf_without_text_layer_raises_parse_error(tmp_path: Path) -> None:
         parse_document(path)
 
 
-def test_truncated_pdf_raises_parse_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("keep", [200, 0.5, 0.9])
+def test_truncated_pdf_is_reported_as_truncated_not_as_a_scan(tmp_path: Path, keep: float) -> None:
     whole = write_three_page_pdf(tmp_path / "whole.pdf").read_bytes()
     path = tmp_path / "truncated.pdf"
-    path.write_bytes(whole[:200])
-    with pytest.raises(ParseError, match=r"^truncated\.pdf: "):
+    path.write_bytes(whole[: int(keep if keep > 1 else len(whole) * keep)])
+    with pytest.raises(ParseError, match=r"^truncated\.pdf: damaged or truncated PDF: no %%EOF"):
         parse_document(path)
+
+
+def test_damaged_pdf_without_text_is_reported_as_damaged(tmp_path: Path) -> None:
+    whole = write_three_page_pdf(tmp_path / "whole.pdf").read_bytes()
+    path = tmp_path / "damaged.pdf"  # its objects overwritten, its end intact
+    path.write_bytes(whole[:400] + bytes(range(256)) * 2 + whole[912:])
+    with pytest.raises(ParseError, match=r"^damaged\.pdf: damaged or truncated PDF: .+"
+                                         r"\(no text extracted\)$"):
+        parse_document(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("legacy.txt", ("Le café de la cantine ferme à midi le vendredi. " * 12).encode("cp1252"),
+         "Le café de la cantine ferme à midi"),
+        ("spanish.md", ("El señor García pagó 20 € por el menú del día. " * 8).encode("cp1252"),
+         "El señor García pagó 20 € por el menú"),
+        ("utf16.txt", "Grüße aus Köln: die Sitzung beginnt um zehn Uhr.".encode("utf-16"),
+         "Grüße aus Köln"),
+        ("bom.md", "\ufeffThe meeting starts at ten in room 4.".encode(), "The meeting starts"),
+        ("page.html", '<html><head><meta charset="iso-8859-1"></head><body><p>Le café ferme à '
+         'midi pour le déjeuner des équipes.</p></body></html>'.encode("latin-1"),
+         "Le café ferme à midi"),
+        ("russian.txt", ("Совещание начнётся завтра в десять часов утра. " * 10).encode("cp1251"),
+         "Совещание начнётся завтра"),
+    ],
+)
+def test_text_is_decoded_in_its_declared_or_detected_encoding(
+    tmp_path: Path, name: str, content: bytes, expected: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert expected in texts(parse_document(path))
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("random.txt", bytes(range(0x80, 0x100)) * 16 + bytes(range(0xFF, 0x7F, -1)) * 16,
+         "not valid UTF-8 and no encoding could be detected"),
+        ("cut.md", ("Résumé of the naïve café menu. " * 40).encode()[:-1] + b"\xc3\x28 end",
+         "not valid UTF-8 and no encoding could be detected (UTF-8 text with invalid bytes"),
+        ("image.txt", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "binary content (a PNG image)"),
+        ("nul.md", b"# Notes\n\nRevenue grew.\x00\x00 Costs fell.\n", "binary content (NUL bytes)"),
+        ("controls.txt", bytes(range(1, 9)) * 64, "binary content (512 control characters)"),
+        ("renamed.html", b"PK\x03\x04" + bytes(200), "binary content (a zip archive"),
+    ],
+)
+def test_binary_or_undecodable_text_is_reported_not_indexed(
+    tmp_path: Path, name: str, content: bytes, reason: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ParseError, match=f"^{re.escape(name)}: ") as raised:
+        parse_document(path)
+    assert reason in str(raised.value)
+
+
+def test_a_run_without_spaces_is_dropped_and_the_rest_indexed(tmp_path: Path) -> None:
+    # Before: the run became one chunk of any length (the tokenizer reads it as one unknown
+    # token), and spaCy refused a file over 1,000,000 characters.
+    blob = "QUJD" * 400_000  # 1.6 MB of base64, say
+    path = tmp_path / "notes.md"
+    path.write_text(f"# Notes\n\nThe meeting moved to Tuesday.\n\n{blob}\n\nBring the "
+                    f"slides.\n![logo](data:image/png;base64,{blob[:20_000]})\n")
+    doc = parse_document(path)
+    assert "The meeting moved to Tuesday." in texts(doc)
+    assert "Bring the slides." in texts(doc)
+    assert max(len(word) for element in doc.elements for word in element.text.split()) < 10_000
+    only = tmp_path / "line.txt"
+    only.write_text(blob)
+    with pytest.raises(ParseError, match=r"^line\.txt: no text extracted \(a run of 1,600,000 "
+                                         r"characters without a space"):
+        parse_document(only)
+
+
+def test_text_over_the_limit_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    path = write_txt(tmp_path / "report.txt")
+    limits = FileLimits(max_text_bytes=64)
+    with pytest.raises(LimitExceeded, match=r"^report\.txt: \d+ bytes, over the text size limit "
+                                            r"\(64 bytes\)$"):
+        parse_document(path, limits)
+    docx_path = write_docx(tmp_path / "handbook.docx")  # a .docx counts its text, not its size
+    assert parse_document(docx_path, FileLimits(max_text_bytes=200)).elements
+    with pytest.raises(LimitExceeded, match=r"^handbook\.docx: yields \d+ bytes of text, over the "
+                                            r"text size limit \(64 bytes\)$"):
+        parse_document(docx_path, limits)
 
 
 def test_missing_file_raises_parse_error(tmp_path: Path) -> None:

@@ -10,16 +10,25 @@ its connection has been accepted and held). Here:
   wait in the kernel's listen backlog instead of being accepted and closed (a flood reconnecting
   at once after each close kept the event loop busy accepting and left nothing for requests).
   To let a new caller in past idle ones, the oldest connection still without a complete first
-  request is dropped to make room once it has been waiting half the header timeout.
+  request is dropped to make room once it has been waiting half the header timeout;
+- at `max_connections_per_address` from one client address, a new connection from it is reset
+  as soon as it is accepted (nginx's `limit_conn`): a flood from a few addresses then holds a
+  few slots and the backlog drains at accept speed, so callers from other addresses get in at
+  once. Proxies in `forwarded_allow_ips` are exempt: every caller behind them shares their
+  address.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import logging
 import socket
+import struct
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -27,24 +36,49 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 log = logging.getLogger(__name__)
 
 _ACCEPT_BATCH = 64  # accepted per wake-up, so one busy listener cannot starve requests
+# SO_LINGER on, zero seconds: close() resets the connection instead of a FIN handshake, and
+# leaves no socket in TIME_WAIT.
+_RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 
 
 class Connections:
-    """What one server's connections share: the cap, the openers, and the accept gate."""
+    """What one server's connections share: the caps, the openers, and the accept gate."""
 
-    def __init__(self, max_connections: int, header_timeout_s: float) -> None:
+    def __init__(self, max_connections: int, header_timeout_s: float, *,
+                 max_per_address: int = 0, exempt: Iterable[str] = ()) -> None:
         self.max_connections = max_connections
         self.header_timeout_s = header_timeout_s
         self.make_room_after_s = header_timeout_s / 2
+        self.max_per_address = max_per_address  # 0: no cap
+        self._exempt = _Addresses(exempt)
         self.live: set[GuardedH11Protocol] = set()
         # Connections yet to send their first complete request, oldest first.
         self.opening: dict[GuardedH11Protocol, float] = {}
         self.accepted = 0  # accepted, their protocol not made yet
+        self.per_address: Counter[str] = Counter()  # accepted and live, by client address
         self.dropped = 0
+        self.refused_per_address = 0
         self.gate: AcceptGate | None = None
 
     def full(self) -> bool:
         return len(self.live) + self.accepted >= self.max_connections
+
+    def admit_address(self, address: str) -> bool:
+        """Count a connection just accepted from `address`; False if it is over that address's
+        cap (and then not counted)."""
+        if (self.max_per_address and self.per_address[address] >= self.max_per_address
+                and not self._exempt.contains(address)):
+            self.refused_per_address += 1
+            return False
+        self.per_address[address] += 1
+        return True
+
+    def release_address(self, address: str) -> None:
+        left = self.per_address[address] - 1
+        if left > 0:
+            self.per_address[address] = left
+        else:
+            del self.per_address[address]
 
     def can_make_room(self) -> bool:
         """Whether the oldest opener has waited long enough to be dropped for a new one."""
@@ -81,9 +115,11 @@ class GuardedH11Protocol(H11Protocol):
         super().__init__(*args, **kwargs)
         self._header_timer: asyncio.TimerHandle | None = None
         self._armed_for: object = None
+        self._address = ""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._address = peer_address(transport.get_extra_info("peername"))
         self.shared.accepted = max(self.shared.accepted - 1, 0)
         self.shared.live.add(self)
         self.shared.opening[self] = time.monotonic()
@@ -119,6 +155,7 @@ class GuardedH11Protocol(H11Protocol):
         self.shared.opening.pop(self, None)
         if self in self.shared.live:
             self.shared.live.discard(self)
+            self.shared.release_address(self._address)
             self.shared.released()
 
     def _arm(self) -> None:
@@ -194,7 +231,7 @@ class AcceptGate:
                 self.pause()
                 return
             try:
-                conn, _ = listener.accept()
+                conn, peer = listener.accept()
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
                 return
             except OSError as exc:
@@ -204,16 +241,57 @@ class AcceptGate:
                 if self._retry is None:
                     self._retry = self._loop.call_later(1.0, self.open)
                 return
+            address = peer_address(peer)
+            if not self._shared.admit_address(address):
+                _reset(conn)  # before any protocol is made: a refusal costs an accept
+                continue
             if self._shared.full():
                 # Only now that someone is waiting for the room.
                 self._shared.make_room()
             conn.setblocking(False)
             self._shared.accepted += 1
-            self._loop.create_task(self._connect(conn))
+            self._loop.create_task(self._connect(conn, address))
 
-    async def _connect(self, conn: socket.socket) -> None:
+    async def _connect(self, conn: socket.socket, address: str) -> None:
         try:
             await self._loop.connect_accepted_socket(self._factory, conn)
         except OSError:
             self._shared.accepted = max(self._shared.accepted - 1, 0)
+            self._shared.release_address(address)
             conn.close()
+
+
+def peer_address(peer: Any) -> str:
+    """The client's address from a socket's peer name ("" for a Unix socket)."""
+    return str(peer[0]) if isinstance(peer, tuple) and peer else ""
+
+
+def _reset(conn: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+    conn.close()
+
+
+class _Addresses:
+    """Client addresses matched against a list of addresses and networks ("*": all)."""
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        entries = list(entries)
+        self._all = "*" in entries
+        self._networks = []
+        for entry in entries:
+            try:
+                self._networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                continue  # a host name or a Unix socket path: nothing an address can match
+
+    def contains(self, address: str) -> bool:
+        if self._all:
+            return True
+        if not self._networks:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self._networks)

@@ -53,7 +53,9 @@ def connection_cap(settings: ServerSettings, fd_limit: int) -> int:
 
 def protocol_class(settings: ServerSettings, cap: int) -> type[GuardedH11Protocol]:
     """A protocol class of its own per server, holding that server's connection state."""
-    shared = Connections(cap, settings.header_timeout_s)
+    shared = Connections(cap, settings.header_timeout_s,
+                         max_per_address=settings.max_connections_per_address,
+                         exempt=settings.forwarded_allow_ips)
     return type("GuardedH11Protocol", (GuardedH11Protocol,), {"shared": shared})
 
 

@@ -54,6 +54,9 @@ class ServerSettings(BaseModel):
     body_timeout_s: float = Field(default=30.0, gt=0)
     keep_alive_timeout_s: int = Field(default=5, ge=1)
     max_connections: int = Field(default=1024, ge=1)
+    # Connections one client address may hold (0: no cap); proxies in forwarded_allow_ips are
+    # exempt.
+    max_connections_per_address: int = Field(default=256, ge=0)
     # Proxies whose X-Forwarded-For is believed; none by default, so a client cannot pick the
     # address it is rate-limited as.
     forwarded_allow_ips: list[str] = Field(default_factory=list)

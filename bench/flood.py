@@ -5,7 +5,8 @@ nothing more, and reconnect whenever the server closes one.
 
 Runs until SIGTERM or SIGINT (or `--seconds`), then writes its counts as JSON to `--out`. One
 process holds as many sockets as its open-file limit allows (raised to the hard limit here);
-bench/load.py starts several to reach 20,000.
+bench/load.py starts several to reach 20,000. `--source 127.0.0.2` connects from another
+address than the clients (any 127.x.y.z is loopback).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+# Linux: a bound socket takes its port at connect(), so ports are unique per destination and
+# 20,000 of them from one address fit.
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 PARTIAL = b"GET /v1/sea"  # a request line cut short: no CRLF, no headers, ever
 RAMP_PER_TICK = 200  # new connections opened per loop turn while ramping up
 
@@ -30,8 +34,9 @@ RAMP_PER_TICK = 200  # new connections opened per loop turn while ramping up
 class Flood:
     """The sockets, their states, and counts of what happened to them."""
 
-    def __init__(self, host: str, port: int, connections: int) -> None:
+    def __init__(self, host: str, port: int, connections: int, source: str | None) -> None:
         self.address = (host, port)
+        self.source = source
         self.target = connections
         self.selector = selectors.DefaultSelector()
         self.connected_at: dict[socket.socket, float] = {}
@@ -48,6 +53,9 @@ class Flood:
     def open_one(self) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
+        if self.source:
+            sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+            sock.bind((self.source, 0))
         code = sock.connect_ex(self.address)
         if code not in (0, errno.EINPROGRESS):
             self._error(errno.errorcode.get(code, str(code)))
@@ -110,13 +118,15 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--connections", type=int, default=5000)
+    parser.add_argument("--source", default=None,
+                        help="the address to connect from (any 127.x.y.z is loopback)")
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    flood = Flood(args.host, args.port, args.connections)
+    flood = Flood(args.host, args.port, args.connections, args.source)
     stop = False
 
     def on_signal(*_: object) -> None:

@@ -20,9 +20,11 @@ Phases, one after the other, on the same server:
    audit records against responses: the records in the audit log whose request_id a response
    carried, which must be exactly one per response. Meanwhile a probe opens a new connection
    for GET /healthz every second, and the server's descriptors and RSS are sampled.
-2. sweep: 1, 2, 4, 8, 16, 32 clients, `--sweep-duration` (12) s each: req/s and p50.
+2. sweep: 1, 2, 4, 8, 16, 32 clients, `--sweep-duration` (12) s each: req/s and p50
+   (`--sweep ""` skips it).
 3. flood: phase 1 again, and as its clients start, `--flood` (20,000) connections from
-   `--flood-procs` (4) processes (bench/flood.py), each sending a partial request line and
+   `--flood-procs` (4) processes (bench/flood.py) connecting from `--flood-from` (127.0.0.2,
+   another address than the clients' 127.0.0.1), each sending a partial request line and
    nothing more and reconnecting whenever the server closes it; only requests begun after
    `--ramp` (15) s count. Reports the same figures as phase 1 (the clients' errors and
    latency, the probe's new connections, descriptors, RSS), what the flood saw, the CPU time
@@ -285,7 +287,8 @@ def flood_phase(url: str, keys: dict[str, str], pid: int, log_path: Path, work: 
     def start_flood() -> None:
         workers.extend(subprocess.Popen([sys.executable, str(REPO / "bench" / "flood.py"),
                                          "--port", port, "--connections", str(per),
-                                         "--out", str(out)]) for out in outs)
+                                         "--source", args.flood_from, "--out", str(out)])
+                       for out in outs)
 
     server = psutil.Process(pid)
     with ExitStack() as stack:
@@ -339,6 +342,8 @@ def main() -> int:
     parser.add_argument("--sweep-duration", type=float, default=12)
     parser.add_argument("--flood", type=int, default=20_000)
     parser.add_argument("--flood-procs", type=int, default=4)
+    parser.add_argument("--flood-from", default="127.0.0.2",
+                        help="the flood's address; the clients' is 127.0.0.1")
     parser.add_argument("--ramp", type=float, default=15)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "load.json")
     args = parser.parse_args()
@@ -354,7 +359,7 @@ def main() -> int:
                 main_phase = run_clients(url, keys, args.clients, args.duration, seed=1)
             main_audit = audit_check(audit_log, main_phase)
             sweep = [run_clients(url, keys, n, args.sweep_duration, seed=2).summary()
-                     for n in (int(x) for x in args.sweep.split(","))]
+                     for n in (int(x) for x in args.sweep.split(",") if x.strip())]
             flooded = flood_phase(url, keys, pid, log_path, work, args) if args.flood else None
             flood_audit = audit_check(audit_log, flooded["phase"]) if flooded else None
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real embedder, and the example deployment served over real HTTP."""
+"""Shared fixtures: the real embedder, the real parser process, and the example deployment
+served over real HTTP."""
 
 from __future__ import annotations
 
@@ -19,16 +20,34 @@ from api.server import Server, uvicorn_config
 from api.services import build_services, open_catalog
 from api.settings import ServerSettings, Settings, load_settings
 from ingest.pipeline import IngestReport, build_index_version
+from ingest.sandbox import ParserSandbox
 from retrieval.embedder import Embedder
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_USERS = ("alice", "bob", "carol", "dave", "erin", "root")
 
 
+_PARSER: ParserSandbox | None = None
+
+
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
     """One real all-MiniLM-L6-v2 for the whole run: loading it takes seconds."""
     return Embedder()
+
+
+def shared_parser() -> ParserSandbox:
+    """One real parser process for the in-process builds of the whole run (starting one takes
+    about 2 s); tests of the sandbox itself start their own. Stopped at the end of the run."""
+    global _PARSER
+    if _PARSER is None:
+        _PARSER = ParserSandbox()
+    return _PARSER
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _PARSER is not None:
+        _PARSER.close()
 
 
 def write_example_config(root: Path) -> Path:
@@ -95,7 +114,8 @@ def serve_config(config: Path, embedder: Embedder, users: Sequence[str]
     """Ingest the sources of `config`, issue a key per user, and serve it over HTTP."""
     settings = load_settings(config)
     report = build_index_version(
-        settings.sources, settings.ingest, catalog=open_catalog(settings), embedder=embedder
+        settings.sources, settings.ingest, catalog=open_catalog(settings), embedder=embedder,
+        parser=shared_parser(),
     )
     store = KeyStore(settings.keys_file)
     keys = {user: store.create(user) for user in users}

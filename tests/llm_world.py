@@ -16,7 +16,7 @@ from api.services import open_catalog
 from api.settings import load_settings
 from ingest.pipeline import build_index_version
 from retrieval.embedder import Embedder
-from tests.conftest import REPO, Deployment, serve_config
+from tests.conftest import REPO, Deployment, serve_config, shared_parser
 
 USERS = ("dave", "alice", "carol", "root")
 CANARIES = {
@@ -116,7 +116,7 @@ def ingest_world(config: Path, embedder: Embedder) -> dict[str, str]:
     """Build the index in this process and issue a key per user."""
     settings = load_settings(config)
     build_index_version(settings.sources, settings.ingest, catalog=open_catalog(settings),
-                        embedder=embedder)
+                        embedder=embedder, parser=shared_parser())
     store = KeyStore(settings.keys_file)
     return {user: store.create(user) for user in USERS}
 

@@ -30,6 +30,7 @@ from retrieval.retriever import Retriever
 from retrieval.scope import Scope
 from retrieval.store import DENSE, Hit, Ranking, ReadFilter, SparseVector, VersionReader
 from retrieval.versions import VersionCatalog
+from tests.conftest import shared_parser
 from tests.llm_world import USERS, write_world
 from tests.processes import served
 
@@ -58,7 +59,8 @@ def reindex(settings: Settings, embedder: Embedder, round_: int) -> str:
         _, overrides = open_acl_overrides(settings).current()
         report = build_index_version(settings.sources, settings.ingest, catalog=catalog,
                                      embedder=embedder, acl_overrides=overrides,
-                                     bm25=Bm25Encoder(settings.retrieval.bm25))
+                                     bm25=Bm25Encoder(settings.retrieval.bm25),
+                                     parser=shared_parser())
         catalog.prune(settings.ingest.keep_versions)
     return report.version_id
 

@@ -19,7 +19,7 @@ from api.services import build_services, open_catalog
 from api.settings import Settings, load_settings
 from ingest.pipeline import build_index_version
 from retrieval.embedder import Embedder
-from tests.conftest import LiveServer, write_example_config
+from tests.conftest import LiveServer, shared_parser, write_example_config
 
 # Generous hang guard: nothing here asserts how fast the server is, only what it eventually does.
 GUARD_S = 30.0
@@ -36,7 +36,7 @@ def ingest_example(root: Path, embedder: Embedder) -> Ingested:
     config = write_example_config(root)
     settings = load_settings(config)
     build_index_version(settings.sources, settings.ingest, catalog=open_catalog(settings),
-                        embedder=embedder)
+                        embedder=embedder, parser=shared_parser())
     store = KeyStore(settings.keys_file)
     return Ingested(root, {user: store.create(user) for user in USERS})
 

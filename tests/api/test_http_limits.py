@@ -257,6 +257,47 @@ def test_idle_openers_waiting_past_the_cap_are_taken_in_turn_and_closed(ingested
                 sock.close()
 
 
+@pytest.mark.parametrize("exempt", [False, True], ids=["capped", "trusted-proxy"])
+def test_past_its_cap_one_address_is_refused_and_others_are_served(ingested: Ingested,
+                                                                    embedder: Embedder,
+                                                                    exempt: bool):
+    # 127.0.0.2 is another address of loopback: a flood from elsewhere than the caller.
+    per_address = 3
+    toml = (f"[server]\nmax_connections_per_address = {per_address}\nheader_timeout_s = 300\n"
+            + ('forwarded_allow_ips = ["127.0.0.2/32"]\n' if exempt else ""))
+    with serve_with(ingested, embedder, toml) as (url, _):
+        idle = [connect(url, source="127.0.0.2") for _ in range(per_address + 2)]
+        try:
+            for sock in idle:
+                sock.sendall(b"GET /v1/sea")
+            if exempt:  # every caller behind a proxy shares its address
+                deadline = time.monotonic() + GUARD_S
+                while _held(url) < len(idle) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                assert _held(url) == len(idle)
+                held = idle
+            else:  # accepted in the order they connected: the last two are over the cap
+                assert all(closed_by_peer(sock) for sock in idle[per_address:])
+                held = idle[:per_address]
+            assert all(map(is_open, held))
+            with connect(url) as other:  # from 127.0.0.1
+                other.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert read_response(other)[0] == 200
+            held[-1].close()  # a slot of 127.0.0.2 frees: a new one from it is let in
+            status, deadline = None, time.monotonic() + GUARD_S
+            while status is None and time.monotonic() < deadline:
+                with connect(url, source="127.0.0.2") as again:
+                    again.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                    try:
+                        status = read_response(again)[0]
+                    except ConnectionError:  # the close had not reached the server yet
+                        time.sleep(0.1)
+            assert status == 200
+        finally:
+            for sock in idle:
+                sock.close()
+
+
 def test_a_flood_of_one_log_line_is_let_through_once_per_interval():
     seen: list[logging.LogRecord] = []
 

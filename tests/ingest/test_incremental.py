@@ -15,6 +15,7 @@ from retrieval.edge_store import EdgeBackend
 from retrieval.embedder import Embedder
 from retrieval.store import ReadFilter, StoredChunk
 from retrieval.versions import VersionCatalog
+from tests.conftest import shared_parser
 
 DOCS = {
     "badges.md": "# Badges\n\nBadge photos are taken on Mondays at the front desk.\n",
@@ -65,7 +66,7 @@ def _source(root: Path, rules: list[AclRule] | None = None) -> SourceSettings:
 def _build(tmp_path: Path, source: SourceSettings, embedder: object) -> IngestReport:
     catalog = VersionCatalog(tmp_path / "versions", EdgeBackend(tmp_path / "index"))
     return build_index_version([source], IngestSettings(), catalog=catalog,
-                               embedder=embedder)  # type: ignore[arg-type]
+                               parser=shared_parser(), embedder=embedder)  # type: ignore[arg-type]
 
 
 def _chunks(tmp_path: Path, version_id: str) -> dict[str, StoredChunk]:
@@ -202,10 +203,10 @@ def test_reuse_false_parses_and_embeds_everything(tmp_path: Path, counting: Coun
     docs = _write_docs(tmp_path / "docs")
     catalog = VersionCatalog(tmp_path / "versions", EdgeBackend(tmp_path / "index"))
     first = build_index_version([_source(docs)], IngestSettings(), catalog=catalog,
-                                embedder=counting)  # type: ignore[arg-type]
+                                parser=shared_parser(), embedder=counting)  # type: ignore[arg-type]
     counting.embedded = 0
     second = build_index_version([_source(docs)], IngestSettings(), catalog=catalog,
-                                 embedder=counting, reuse=False)  # type: ignore[arg-type]
+                                 parser=shared_parser(), embedder=counting, reuse=False)  # type: ignore[arg-type]
     assert second.reused == 0
     assert second.embedded_chunks == counting.embedded == first.chunks
 
@@ -214,10 +215,10 @@ def test_other_chunking_settings_mean_a_full_build(tmp_path: Path, counting: Cou
     docs = _write_docs(tmp_path / "docs")
     catalog = VersionCatalog(tmp_path / "versions", EdgeBackend(tmp_path / "index"))
     build_index_version([_source(docs)], IngestSettings(), catalog=catalog,
-                        embedder=counting)  # type: ignore[arg-type]
+                        parser=shared_parser(), embedder=counting)  # type: ignore[arg-type]
     counting.embedded = 0
     second = build_index_version([_source(docs)], IngestSettings(chunk_size=64, chunk_overlap=8),
-                                 catalog=catalog, embedder=counting)  # type: ignore[arg-type]
+                                 catalog=catalog, parser=shared_parser(), embedder=counting)  # type: ignore[arg-type]
     assert second.reused == 0
     assert second.embedded_chunks == counting.embedded > 0
     info = catalog.get(second.version_id)
@@ -237,7 +238,7 @@ def test_a_one_source_build_reads_only_that_source_and_carries_the_others(
 
     def build(only: str | None) -> IngestReport:
         return build_index_version([ops, legal], IngestSettings(), catalog=catalog,
-                                   embedder=counting, only_source=only)  # type: ignore[arg-type]
+                                   parser=shared_parser(), embedder=counting, only_source=only)  # type: ignore[arg-type]
 
     first = build(None)
     # Both sources change; only ops is re-indexed.

@@ -34,7 +34,7 @@ from retrieval.quarantine import Quarantine
 from retrieval.server_store import ServerBackend
 from retrieval.store import StoredChunk, VectorBackend
 from retrieval.versions import VersionCatalog, new_version_id
-from tests.conftest import REPO, LiveServer
+from tests.conftest import REPO, LiveServer, shared_parser
 from tests.leak.world import MISSING, World
 
 BACKENDS = ("edge", "qdrant-memory")
@@ -130,7 +130,7 @@ def serve_world(world: World, backend: str, root: Path, embedder: Embedder
     catalog = VersionCatalog(settings.data_dir / "versions", store)
     report = build_index_version(
         settings.sources, settings.ingest, catalog=catalog, embedder=embedder,
-        acl_overrides=overrides.current()[1],
+        acl_overrides=overrides.current()[1], parser=shared_parser(),
     )
     built = report.version_id
     served = _plant(world, catalog, embedder)

@@ -8,6 +8,8 @@ Each line is one record with three added fields:
 Editing, deleting, reordering or truncating records breaks the chain, and `verify_audit_log`
 reports the line. Deleting the *last* records leaves a valid chain, so after each append the
 seq and hash of the last record are also written to `<log>.head`; verify compares the two.
+Verify reads the head and the log's length under the appenders' lock (shared), so a log being
+appended to gets the same verdict as a quiet one.
 
 The head is the commit point of an append: a record is on record once the head names it. If the
 line is written but the head is not (a full disk fits the line in the log's last block but not
@@ -28,11 +30,12 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from retrieval.errors import AuditWriteError
 
@@ -299,22 +302,40 @@ def verify_audit_log(path: Path, head: Path | None = None) -> VerifyResult:
     """
     path = Path(path)
     problems: list[str] = []
-    head_info = _read_head(path, head, problems)
-
     records = 0
     last_line = 0
     last_seq = 0
     last_hash: str | None = GENESIS_HASH
     hash_at_head: str | None = None  # the hash of the record whose seq the head names
     failed_later = 0
-    log_exists = path.exists()
-    if log_exists:
+    head_info: tuple[int, str] | None = None
+    try:
+        fd: int | None = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        fd = None
+    except OSError as exc:
+        fd = None
+        problems.append(f"log {path} could not be read: {exc}")
+    log_exists = fd is not None or path.exists()
+    if fd is None:
+        head_info = _read_head(path, head, problems)
+    else:
         try:
-            with path.open("rb") as f:
+            # The head and the log's length are read under the appenders' lock, shared: a
+            # whole append is then either in both or in neither. The log is read after, up to
+            # that length, while appends go on (the part before it does not change).
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            try:
+                head_info = _read_head(path, head, problems)
+                size = os.fstat(fd).st_size
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            with os.fdopen(fd, "rb") as f:
+                fd = None
                 expected_seq = 1
                 # None after a broken line: the next record's prev_hash cannot be checked.
                 prev: str | None = GENESIS_HASH
-                for lineno, raw in enumerate(f, start=1):
+                for lineno, raw in enumerate(_lines_up_to(f, size), start=1):
                     last_line = lineno
                     if not raw.endswith(b"\n"):
                         problems.append(f"line {lineno}: incomplete last line (no newline)")
@@ -351,6 +372,9 @@ def verify_audit_log(path: Path, head: Path | None = None) -> VerifyResult:
                     last_seq, last_hash = seq, rec["hash"]
         except OSError as exc:
             problems.append(f"log {path} could not be read: {exc}")
+        finally:
+            if fd is not None:
+                os.close(fd)
 
     unfinished = 0
     if head_info is not None:
@@ -370,6 +394,18 @@ def verify_audit_log(path: Path, head: Path | None = None) -> VerifyResult:
 
     return VerifyResult(ok=not problems, records=records, problems=problems,
                         unfinished=unfinished, failed_later=failed_later)
+
+
+def _lines_up_to(f: BinaryIO, size: int) -> Iterator[bytes]:
+    """The lines of `f` within its first `size` bytes (a last one cut at `size`)."""
+    left = size
+    for raw in f:
+        if left <= 0:
+            return
+        if len(raw) > left:
+            raw = raw[:left]
+        left -= len(raw)
+        yield raw
 
 
 def _parse_record(raw: bytes, lineno: int, problems: list[str]) -> dict[str, Any] | None:

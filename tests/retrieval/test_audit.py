@@ -220,3 +220,26 @@ def test_two_processes_append_concurrently(tmp_path: Path) -> None:
     assert result.records == 100
     workers = [json.loads(line)["worker"] for line in _lines(path)]
     assert workers.count(0) == workers.count(1) == 50
+
+
+def test_verify_while_two_processes_append_sees_a_whole_log_each_time(tmp_path: Path) -> None:
+    # `clearance audit verify` on a serving deployment: every verdict is "ok", and no record is
+    # taken for an unfinished append (every append here finishes).
+    path = tmp_path / "busy.log"
+    AuditLog(path).append({"first": True})
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Event()
+    procs = [ctx.Process(target=_append_many, args=(str(path), w, 400, start)) for w in range(2)]
+    for p in procs:
+        p.start()
+    start.set()
+    verdicts = []
+    while any(p.is_alive() for p in procs) or len(verdicts) < 20:
+        verdicts.append(verify_audit_log(path))
+    for p in procs:
+        p.join(timeout=120)
+        assert p.exitcode == 0
+    assert [v.problems for v in verdicts if not v.ok] == []
+    assert [v.unfinished for v in verdicts if v.unfinished] == []
+    counts = [v.records for v in verdicts]
+    assert counts == sorted(counts) and counts[-1] == 801

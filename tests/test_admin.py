@@ -6,6 +6,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -163,3 +164,22 @@ def test_a_source_reindex_reads_only_that_source(admin_deployment: Deployment):
         listed = {v["id"]: v for v in admin.get("/v1/admin/index/versions").json()["versions"]}
     # The other sources were carried over: the new version still holds every document.
     assert listed[job["version_id"]]["documents"] == admin_deployment.first_report.documents
+
+
+def test_a_source_added_to_the_config_can_be_reindexed_and_quarantined_without_a_restart(
+        tmp_path: Path, embedder: Embedder):
+    with serve_example(tmp_path, embedder) as deployed, deployed.client("root") as admin:
+        assert admin.post("/v1/admin/sources/contracts/reindex").status_code == 404
+        (tmp_path / "docs" / "contracts").mkdir()
+        (tmp_path / "docs" / "contracts" / "retention.md").write_text(
+            "# Retention\n\nContracts are kept for ten years after they end.\n", encoding="utf-8")
+        with deployed.config.open("a", encoding="utf-8") as config:
+            config.write('\n[[sources]]\nname = "contracts"\npath = "docs/contracts"\n'
+                         'owner = "gc"\nacl = [{ glob = "*", allow = ["group:staff"] }]\n')
+        started = admin.post("/v1/admin/sources/contracts/reindex")
+        assert started.status_code == 202, started.text
+        job = wait_for_job(admin, started.json()["job_id"])
+        assert job["state"] == "succeeded", job
+        assert job["source"] == "contracts" and job["documents_total"] == 1
+        held = admin.post("/v1/admin/quarantine", json={"kind": "source", "target": "contracts"})
+        assert held.status_code == 200, held.text

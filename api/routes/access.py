@@ -72,7 +72,7 @@ def list_quarantine(scope: CanReadQuarantine, services: ServicesDep) -> dict[str
     404: "No such source, or the document is in no index version"}))
 def quarantine(body: QuarantineBody, scope: CanWriteQuarantine, services: ServicesDep,
                request_id: RequestIdDep) -> dict[str, Any]:
-    if body.kind == "source" and body.target not in {s.name for s in services.settings.sources}:
+    if body.kind == "source" and body.target not in {s.name for s in services.access.sources()}:
         raise HTTPException(status_code=404, detail=f"no source named {body.target!r}")
     if body.kind == "document":
         _known_document(services, body.target)

@@ -49,7 +49,7 @@ def reindex_all(scope: CanReindex, services: ServicesDep,
              responses={**_BUSY, **errors(404, when={404: "No source of that name"})})
 def reindex_source(name: str, scope: CanReindex, services: ServicesDep,
                    request_id: RequestIdDep) -> JSONResponse:
-    if name not in {s.name for s in services.settings.sources}:
+    if name not in {s.name for s in services.access.sources()}:  # the config as it is now
         raise HTTPException(status_code=404, detail=f"no source named {name!r}")
     return _start(services, name, request_id)
 

@@ -324,12 +324,7 @@ def verify_audit_log(path: Path, head: Path | None = None) -> VerifyResult:
             # The head and the log's length are read under the appenders' lock, shared: a
             # whole append is then either in both or in neither. The log is read after, up to
             # that length, while appends go on (the part before it does not change).
-            fcntl.flock(fd, fcntl.LOCK_SH)
-            try:
-                head_info = _read_head(path, head, problems)
-                size = os.fstat(fd).st_size
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+            head_info, size = _head_and_length(fd, path, head, problems)
             with os.fdopen(fd, "rb") as f:
                 fd = None
                 expected_seq = 1
@@ -394,6 +389,16 @@ def verify_audit_log(path: Path, head: Path | None = None) -> VerifyResult:
 
     return VerifyResult(ok=not problems, records=records, problems=problems,
                         unfinished=unfinished, failed_later=failed_later)
+
+
+def _head_and_length(fd: int, path: Path, head: Path | None,
+                     problems: list[str]) -> tuple[tuple[int, str] | None, int]:
+    """The head and the log's length, read under the appenders' lock (shared)."""
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    try:
+        return _read_head(path, head, problems), os.fstat(fd).st_size
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def _lines_up_to(f: BinaryIO, size: int) -> Iterator[bytes]:

@@ -7,6 +7,7 @@ assertion about how fast the machine is.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -163,6 +164,14 @@ def _held(url: str) -> int:
                if c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED)
 
 
+def _held_once_accepted(url: str, expected: int) -> int:
+    """Connections held once the server has taken in `expected` (or the hang guard is up)."""
+    deadline = time.monotonic() + GUARD_S
+    while _held(url) < expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return _held(url)
+
+
 def _open_idle(url: str) -> socket.socket:
     """A connection that sends a cut-short request line once connected, without waiting for
     the server to accept it."""
@@ -224,10 +233,7 @@ def test_a_new_caller_past_the_cap_pushes_out_the_oldest_idle_opener(ingested: I
         try:
             for sock in idle:
                 sock.sendall(b"GET /v1/sea")
-            deadline = time.monotonic() + GUARD_S
-            while _held(url) < cap and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert _held(url) == cap
+            assert _held_once_accepted(url, cap) == cap
             assert httpx.get(f"{url}/healthz", timeout=2 * GUARD_S).status_code == 200
             # One idle opener made room; the others are still held, not timed out.
             assert sum(map(is_open, idle)) == cap - 1
@@ -273,10 +279,7 @@ def test_past_its_cap_one_address_is_refused_and_others_are_served(ingested: Ing
             if exempt:  # every caller behind a proxy shares its address
                 held = [sock for sock in idle if sock is not None]
                 assert len(held) == len(idle)
-                deadline = time.monotonic() + GUARD_S
-                while _held(url) < len(idle) and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                assert _held(url) == len(idle)
+                assert _held_once_accepted(url, len(idle)) == len(idle)
             else:  # the last two are over the cap
                 held = [sock for sock in idle[:per_address] if sock is not None]
                 assert len(held) == per_address
@@ -308,10 +311,8 @@ def _connect_or_reset(url: str, source: str) -> socket.socket | None:
         sock = connect(url, source=source)
     except ConnectionResetError:
         return None
-    try:
-        sock.sendall(b"GET /v1/sea")
-    except (ConnectionResetError, BrokenPipeError):
-        pass  # reset just after: closed_by_peer sees it
+    with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+        sock.sendall(b"GET /v1/sea")  # if reset just after, closed_by_peer sees it
     return sock
 
 

@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import shutil
 import threading
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import pytest
@@ -203,18 +204,31 @@ def _append_many(path: str, worker: int, n: int, start: multiprocessing.synchron
         log.append({"worker": worker, "i": i})
 
 
-def test_two_processes_append_concurrently(tmp_path: Path) -> None:
-    path = tmp_path / "shared.log"
-    # spawn: a fresh interpreter per worker, as a separate CLI process would be.
+def _start_appenders(path: Path, workers: int, each: int
+                     ) -> tuple[list[BaseProcess], multiprocessing.synchronize.Event]:
+    """`workers` processes appending `each` records to `path`, started together, and the event
+    that starts them (keep it until they are joined: they open it by name). Spawned: a fresh
+    interpreter per worker, as a separate CLI process would be."""
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Event()
-    procs = [ctx.Process(target=_append_many, args=(str(path), w, 50, start)) for w in range(2)]
+    procs = [ctx.Process(target=_append_many, args=(str(path), w, each, start))
+             for w in range(workers)]
     for p in procs:
         p.start()
     start.set()
+    return procs, start
+
+
+def _join(procs: list[BaseProcess]) -> None:
     for p in procs:
         p.join(timeout=120)
         assert p.exitcode == 0
+
+
+def test_two_processes_append_concurrently(tmp_path: Path) -> None:
+    path = tmp_path / "shared.log"
+    procs, _start = _start_appenders(path, 2, 50)
+    _join(procs)
     result = verify_audit_log(path)
     assert result.ok, result.problems
     assert result.records == 100
@@ -227,18 +241,11 @@ def test_verify_while_two_processes_append_sees_a_whole_log_each_time(tmp_path: 
     # taken for an unfinished append (every append here finishes).
     path = tmp_path / "busy.log"
     AuditLog(path).append({"first": True})
-    ctx = multiprocessing.get_context("spawn")
-    start = ctx.Event()
-    procs = [ctx.Process(target=_append_many, args=(str(path), w, 400, start)) for w in range(2)]
-    for p in procs:
-        p.start()
-    start.set()
+    procs, _start = _start_appenders(path, 2, 400)
     verdicts = []
     while any(p.is_alive() for p in procs) or len(verdicts) < 20:
         verdicts.append(verify_audit_log(path))
-    for p in procs:
-        p.join(timeout=120)
-        assert p.exitcode == 0
+    _join(procs)
     verdicts.append(verify_audit_log(path))  # once the appends are done
     assert [v.problems for v in verdicts if not v.ok] == []
     assert [v.unfinished for v in verdicts if v.unfinished] == []

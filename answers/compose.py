@@ -25,8 +25,8 @@ from answers.prompt import build_prompt
 from answers.redaction import Redactor
 from answers.sanitize import safe_answer_text
 from answers.settings import AnswerSettings
+from control.pause import PauseSwitch
 from retrieval.embedder import Embedder
-from retrieval.pause import PauseSwitch
 from retrieval.settings import RetrievalSettings
 from retrieval.store import Hit
 

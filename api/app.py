@@ -24,8 +24,8 @@ from api.routes import (
     policy,
     search,
 )
-from api.services import Services, build_services
-from api.settings import Settings
+from application.services import Services, build_services
+from application.settings import Settings
 
 log = logging.getLogger(__name__)
 

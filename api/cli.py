@@ -9,7 +9,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from api.settings import Settings, config_path_from, load_settings
+from application.admin import Actor
+from application.errors import AdminError, Conflict, NotFound
+from application.settings import Settings, config_path_from, load_settings
+from control.errors import ControlError
 from evaluation.beir import DatasetError
 from ingest.errors import IngestError
 from ingest.sources import printable
@@ -17,15 +20,15 @@ from policies.enforcer import PolicyError
 from retrieval.errors import RetrievalError
 
 if TYPE_CHECKING:
+    from application.admin import AdminActions
+    from control.quarantine import Kind
     from policies.enforcer import PolicyEngine
-    from policies.policy_file import Membership, Rule
-    from retrieval.quarantine import Kind
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from api.services import open_acl_overrides, open_catalog
+    from application.services import open_acl_overrides, open_catalog
     from ingest.jobs import build_lock
     from ingest.pipeline import build_index_version
     from retrieval.bm25 import Bm25Encoder
@@ -55,6 +58,10 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         if bar is not None:
             bar.close()
+    _admin(settings).record_build(
+        Actor.cli(), args.source, report.version_id, documents=report.documents,
+        chunks=report.chunks, errors=len(report.errors), no_acl=len(report.no_acl),
+        skipped=len(report.skipped))
     # Names and reasons come from file names: escaped, so a name cannot print a line of its own.
     for problem in report.skipped:
         print(f"skipped {printable(problem.doc_id)}: {printable(problem.reason)}")
@@ -83,25 +90,27 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
-    from api.keys import KeyStore
+def _admin(settings: Settings) -> AdminActions:
+    from application.services import open_admin
 
-    key = KeyStore(settings.keys_file).create(args.name)
+    return open_admin(settings)
+
+
+def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    key = _admin(settings).create_key(Actor.cli(), args.name)
     print(f"API key for user:{args.name} (shown once; only its hash is stored):")
     print(key)
     return 0
 
 
 def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    from api.keys import KeyStore
-
-    count = KeyStore(settings.keys_file).revoke(args.name)
+    count = _admin(settings).revoke_keys(Actor.cli(), args.name)
     print(f"revoked {count} key(s) of user:{args.name}")
     return 0
 
 
 def _index_versions(args: argparse.Namespace, settings: Settings) -> int:
-    from api.services import open_catalog
+    from application.services import open_catalog
 
     catalog = open_catalog(settings)
     current = catalog.current()
@@ -118,50 +127,32 @@ def _index_versions(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _index_rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from api.services import open_catalog
 
-    catalog = open_catalog(settings)
-    before = catalog.current()
-    now = catalog.rollback(args.to)
+    before, now = _admin(settings).rollback(Actor.cli(), args.to)
     print(f"index version {now} is now current (was {before})")
     return 0
 
 
-def _audit_cli(settings: Settings, action: str, **details: object) -> None:
-    """Admin changes made from the CLI are audited like those made through the API."""
-    import getpass
-
-    from retrieval.audit import AuditLog, admin_record
-
-    AuditLog(settings.audit_log).append(
-        admin_record(action, caller=f"cli:{getpass.getuser()}", request_id=None, **details))
-
-
 def _acl_set(args: argparse.Namespace, settings: Settings) -> int:
-    from api.services import open_acl_overrides
-
-    _known_document(settings, args.doc_id)
-    open_acl_overrides(settings).set(args.doc_id, args.allow)
-    _audit_cli(settings, "acl.set", doc_id=args.doc_id, allow=args.allow)
+    _admin(settings).set_acl(Actor.cli(), args.doc_id, args.allow)
     print(f"{printable(args.doc_id)}: readable by {' '.join(args.allow)} in every index "
           "version, from the next query on")
     return 0
 
 
 def _acl_clear(args: argparse.Namespace, settings: Settings) -> int:
-    from api.services import open_acl_overrides
-
-    if not open_acl_overrides(settings).clear(args.doc_id):
+    try:
+        _admin(settings).clear_acl(Actor.cli(), args.doc_id)
+    except NotFound:
         print(f"{printable(args.doc_id)} has no ACL override; nothing changed")
         return 1
-    _audit_cli(settings, "acl.clear", doc_id=args.doc_id)
     print(f"{printable(args.doc_id)}: the config's ACL rules apply again, from the next query "
           "on")
     return 0
 
 
 def _acl_show(args: argparse.Namespace, settings: Settings) -> int:
-    from api.services import open_catalog, open_document_access
+    from application.services import open_catalog, open_document_access
 
     catalog = open_catalog(settings)
     access = open_document_access(settings, catalog)
@@ -180,20 +171,10 @@ def _acl_show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _known_document(settings: Settings, doc_id: str) -> None:
-    from api.services import open_catalog
-
-    if not open_catalog(settings).has_document(doc_id):
-        raise ValueError(
-            f"{doc_id} is in no index version; document ids are SOURCE:PATH, as "
-            "`clearance acl show` and search results print them"
-        )
-
-
 def _policy_engine(settings: Settings) -> PolicyEngine:
-    from policies.enforcer import PolicyEngine
+    from application.services import open_policy
 
-    return PolicyEngine(settings.casbin_model, settings.casbin_policy)
+    return open_policy(settings)
 
 
 def _policy_show(args: argparse.Namespace, settings: Settings) -> int:
@@ -205,33 +186,20 @@ def _policy_show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _policy_lines(lines: Sequence[str]) -> list[Membership | Rule]:
-    from policies.policy_file import parse_policy
-
-    items: list[Membership | Rule] = []
-    for i, line in enumerate(lines, start=1):
-        policy = parse_policy(line, f"argument {i}")
-        items += [*policy.memberships, *policy.rules]
-    return items
-
-
 def _policy_change(args: argparse.Namespace, settings: Settings) -> int:
-    engine = _policy_engine(settings)
-    items = _policy_lines(args.lines)
-    before = engine.version
+    admin = _admin(settings)
+    lines = list(args.lines)
     if args.policy_command == "add":
-        added, removed = engine.change(add=items)
+        added, removed = admin.change_policy(Actor.cli(), add=lines)
     else:
-        added, removed = engine.change(remove=items)
-    _audit_cli(settings, "policy.change", policy_before=before, policy_version=engine.version,
-               **{args.policy_command: [i.line() for i in items]})
-    print(f"{added} line(s) added, {removed} removed; policy version {engine.version} "
+        added, removed = admin.change_policy(Actor.cli(), remove=lines)
+    print(f"{added} line(s) added, {removed} removed; policy version {admin.policy.version} "
           "(a running server applies it to its next request)")
     return 0 if added + removed else 1
 
 
 def _policy_explain(args: argparse.Namespace, settings: Settings) -> int:
-    from api.services import open_catalog, open_document_access
+    from application.services import open_catalog, open_document_access
     from retrieval.explain import explain_read
 
     catalog = open_catalog(settings)
@@ -251,37 +219,26 @@ def _quarantine_target(args: argparse.Namespace) -> tuple[Kind, str]:
 
 
 def _quarantine_add(args: argparse.Namespace, settings: Settings) -> int:
-    import getpass
-
-    from api.services import open_quarantine
-
     kind, target = _quarantine_target(args)
-    if kind == "source" and target not in {s.name for s in settings.sources}:
-        raise ValueError(f"no source named {target!r} in {settings.config_path}")
-    if kind == "document":
-        _known_document(settings, target)
-    entry = open_quarantine(settings).add(kind, target, by=f"cli:{getpass.getuser()}",
-                                          reason=args.reason)
-    _audit_cli(settings, "quarantine.add", kind=kind, target=target, reason=args.reason)
+    entry = _admin(settings).add_quarantine(Actor.cli(), kind, target, args.reason)
     print(f"{kind} {printable(target)} quarantined since {entry.at}: out of every caller's "
           "results from the next query on, until `clearance quarantine release`")
     return 0
 
 
 def _quarantine_release(args: argparse.Namespace, settings: Settings) -> int:
-    from api.services import open_quarantine
-
     kind, target = _quarantine_target(args)
-    if open_quarantine(settings).release(kind, target) is None:
+    try:
+        _admin(settings).release_quarantine(Actor.cli(), kind, target)
+    except NotFound:
         print(f"{kind} {printable(target)} is not quarantined; nothing changed")
         return 1
-    _audit_cli(settings, "quarantine.release", kind=kind, target=target)
     print(f"{kind} {printable(target)} released")
     return 0
 
 
 def _quarantine_list(args: argparse.Namespace, settings: Settings) -> int:
-    from api.services import open_quarantine
+    from application.services import open_quarantine
 
     entries = open_quarantine(settings).entries()
     for e in entries:
@@ -293,16 +250,13 @@ def _quarantine_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _pause(args: argparse.Namespace, settings: Settings) -> int:
-    import getpass
-
-    from api.services import open_pause_switch
-
-    switch = open_pause_switch(settings)
+    admin = _admin(settings)
+    switch = admin.pause_switch
     if args.target is not None:
         if not args.reason:
             raise ValueError("say why with --reason; it is recorded and audited")
-        entry = switch.pause(args.target, by=f"cli:{getpass.getuser()}", reason=args.reason)
-        _audit_cli(settings, "pause", target=args.target, reason=args.reason)
+        admin.pause(Actor.cli(), args.target, args.reason)
+        entry = getattr(switch.current(), args.target)
         effect = ("answers are extractive" if args.target == "generation"
                   else "search and chat answer 503")
         print(f"{args.target} paused since {entry.at} ({entry.by}): {effect} from the next "
@@ -318,12 +272,11 @@ def _pause(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _resume(args: argparse.Namespace, settings: Settings) -> int:
-    from api.services import open_pause_switch
-
-    if open_pause_switch(settings).resume(args.target) is None:
+    try:
+        _admin(settings).resume(Actor.cli(), args.target)
+    except Conflict:
         print(f"{args.target} is not paused; nothing changed")
         return 1
-    _audit_cli(settings, "resume", target=args.target)
     print(f"{args.target} resumed")
     return 0
 
@@ -361,7 +314,7 @@ def _rankings(value: str) -> str:
 
 
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from retrieval.audit import verify_audit_log
+    from control.audit import verify_audit_log
 
     path = Path(args.log) if args.log else settings.audit_log
     result = verify_audit_log(path, Path(args.head) if args.head else None)
@@ -487,7 +440,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = (load_settings(config_path_from(getattr(args, "config", None)))
                     if getattr(args, "needs_config", True) else None)
         return int(args.func(args, settings))
-    except (IngestError, PolicyError, RetrievalError, DatasetError, ValueError) as exc:
+    except (AdminError, IngestError, PolicyError, RetrievalError, ControlError, DatasetError,
+            ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -9,7 +9,8 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Request
 
 from api.ratelimit import Limits, retry_after
-from api.services import Services
+from application.admin import Actor
+from application.services import Services
 from retrieval.scope import Scope, scope_for
 
 
@@ -102,6 +103,11 @@ def get_scope(
 
 
 ScopeDep = Annotated[Scope, Depends(get_scope)]
+
+
+def actor(scope: Scope, request_id: str) -> Actor:
+    """Who an admin action is done for: the caller's principal and the request id."""
+    return Actor(f"user:{scope.user}", request_id)
 
 
 # Every route declares what it needs, through exactly one of these dependencies; a test walks

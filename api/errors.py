@@ -11,7 +11,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import get_request_id
-from api.keys import KeyStoreError
+from application.errors import AdminError, Invalid
+from control.errors import StateUnreadable
+from control.keys import KeyStoreError
 from retrieval.errors import AuditWriteError, NoIndexError, StoreError
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,16 @@ def install_error_handlers(app: FastAPI) -> None:
         log.error("%s", exc)
         return _error(request, 500, "the API key file cannot be used; an operator must repair "
                       "it (the server log says why)")
+
+    @app.exception_handler(AdminError)
+    async def admin_refused(request: Request, exc: AdminError) -> JSONResponse:
+        prefix = "invalid request: " if isinstance(exc, Invalid) else ""
+        return _error(request, exc.status, prefix + str(exc))
+
+    @app.exception_handler(StateUnreadable)
+    async def state_unreadable(request: Request, exc: StateUnreadable) -> JSONResponse:
+        log.error("%s", exc)
+        return _error(request, 503, f"the service's state cannot be read: {exc}")
 
     @app.exception_handler(NoIndexError)
     async def no_index(request: Request, exc: NoIndexError) -> JSONResponse:

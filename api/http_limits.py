@@ -21,8 +21,8 @@ from api.deps import get_request_id
 from api.errors import _error
 from api.ratelimit import Limits, retry_after
 from api.refusals import RefusalTally
-from api.services import Services
-from api.settings import ServerSettings
+from application.services import Services
+from application.settings import ServerSettings
 from retrieval.errors import AuditWriteError
 
 log = logging.getLogger(__name__)

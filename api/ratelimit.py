@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from api.refusals import RefusalTally
-from api.settings import RateLimitSettings
+from application.settings import RateLimitSettings
 
 # Past this many tracked keys or addresses, entries that would be full again are dropped, so a
 # caller cycling through addresses costs memory only for as long as its buckets are not full.

@@ -19,7 +19,7 @@ import uvicorn
 
 from api.connections import AcceptGate, Connections, GuardedH11Protocol
 from api.logs import quiet_floods
-from api.settings import ServerSettings
+from application.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 

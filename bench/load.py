@@ -64,8 +64,8 @@ import psutil  # noqa: E402
 from provenance import git_state  # noqa: E402
 from serving import clearance_serve, server_process  # noqa: E402
 
-from api.keys import KeyStore  # noqa: E402
-from api.settings import load_settings  # noqa: E402
+from application.settings import load_settings  # noqa: E402
+from control.keys import KeyStore  # noqa: E402
 from tests.conftest import write_example_config  # noqa: E402
 
 USERS = ("alice", "bob", "carol", "dave", "erin")

@@ -84,9 +84,9 @@ import httpx  # noqa: E402
 from provenance import git_state  # noqa: E402
 from serving import clearance_serve, server_process  # noqa: E402
 
-from api.keys import KeyStore  # noqa: E402
-from api.services import open_catalog  # noqa: E402
-from api.settings import Settings, load_settings  # noqa: E402
+from application.services import open_catalog  # noqa: E402
+from application.settings import Settings, load_settings  # noqa: E402
+from control.keys import KeyStore  # noqa: E402
 from ingest.chunker import TextChunk  # noqa: E402
 from ingest.sources import SourceFile  # noqa: E402
 from ingest.tagging import chunk_payload, point_id  # noqa: E402

@@ -61,11 +61,11 @@ import httpx  # noqa: E402
 from provenance import git_state  # noqa: E402
 from serving import clearance_serve, server_process  # noqa: E402
 
-from api.keys import KeyStore  # noqa: E402
-from api.services import open_catalog  # noqa: E402
-from api.settings import Settings, load_settings  # noqa: E402
+from application.services import open_catalog  # noqa: E402
+from application.settings import Settings, load_settings  # noqa: E402
+from control.acl_overrides import AclOverrides  # noqa: E402
+from control.keys import KeyStore  # noqa: E402
 from ingest.pipeline import build_index_version  # noqa: E402
-from retrieval.access import AclOverrides  # noqa: E402
 from retrieval.embedder import Embedder  # noqa: E402
 from tests.conftest import write_example_config  # noqa: E402
 
@@ -99,7 +99,7 @@ def served(config: Path, log_path: Path) -> Iterator[str]:
 @contextmanager
 def server_thread(settings: Settings, embedder: Embedder) -> Any:
     from api.app import create_app
-    from api.services import build_services
+    from application.services import build_services
     from tests.conftest import LiveServer
 
     app = create_app(settings, build_services(settings, embedder=embedder))

@@ -6,7 +6,7 @@
 `qdrant_url`, a Qdrant server. qdrant-client's local mode (`QdrantClient(path=...)`, brute force
 in Python, used by the tests as `:memory:`) is neither, and `build_services` takes no backend.
 So this launcher builds the services exactly as `create_app` would, except that while
-`build_services` runs, `api.services.open_backend` returns
+`build_services` runs, `application.services.open_backend` returns
 `ServerBackend(QdrantClient(path=DIR))`; it then checks that the catalog really got that backend
 and serves the app with uvicorn as `clearance serve` does (same log level). Everything else
 (settings, Casbin policy, API keys, embedder, audit log, routes) is the product's own.
@@ -33,9 +33,9 @@ if str(REPO) not in sys.path:  # run as a script: bench/ is sys.path[0], not the
 import uvicorn  # noqa: E402
 from qdrant_client import QdrantClient  # noqa: E402
 
-import api.services  # noqa: E402
+import application.services  # noqa: E402
 from api.app import create_app  # noqa: E402
-from api.settings import load_settings  # noqa: E402
+from application.settings import load_settings  # noqa: E402
 from retrieval.server_store import ServerBackend  # noqa: E402
 
 PREFIX = "clearance"  # ServerBackend's default collection prefix
@@ -52,10 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = load_settings(args.config.resolve())
     backend = ServerBackend(QdrantClient(path=str(args.qdrant_path)), PREFIX)
-    with mock.patch.object(api.services, "open_backend", lambda _settings: backend):
-        services = api.services.build_services(settings)
+    with mock.patch.object(application.services, "open_backend", lambda _settings: backend):
+        services = application.services.build_services(settings)
     if services.catalog.backend is not backend:
-        raise SystemExit("build_services did not take its backend from api.services.open_backend;"
+        raise SystemExit("build_services did not take its backend from "
+                         "application.services.open_backend;"
                          " this launcher needs updating")
     uvicorn.run(create_app(settings, services), host=args.host, port=args.port,
                 log_level="info")

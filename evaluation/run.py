@@ -157,8 +157,8 @@ def evaluate(dataset: BeirDataset, root: Path, *, embedder: Embedder, permission
              progress: Callable[[str], None] = lambda _: None) -> EvalReport:
     """Ingest the corpus once, then score each ranking in `rankings` (names from RANKINGS;
     default all) and the deployment's default ranking, as each user."""
-    from api.services import open_catalog, open_document_access
-    from api.settings import load_settings
+    from application.services import open_catalog, open_document_access
+    from application.settings import load_settings
     from ingest.pipeline import build_index_version
     from policies.enforcer import PolicyEngine
     from retrieval.scope import scope_for

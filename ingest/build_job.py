@@ -17,8 +17,8 @@ PROGRESS_EVERY_S = 0.5
 
 def run_job(config: Path, job_id: str, source: str | None) -> int:
     # Imported here so that `--help` and a lock refusal stay fast.
-    from api.services import open_acl_overrides, open_catalog
-    from api.settings import load_settings
+    from application.services import open_acl_overrides, open_catalog
+    from application.settings import load_settings
     from ingest.pipeline import build_index_version
     from retrieval.bm25 import Bm25Encoder
     from retrieval.embedder import Embedder

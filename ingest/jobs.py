@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from control.state_file import write_json_atomic
 from ingest.errors import IngestError
-from retrieval.files import write_json_atomic
 
 FINAL_STATES = frozenset({"succeeded", "failed"})
 

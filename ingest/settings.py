@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator
 
-from policies.principals import DEFAULT_TENANT, is_principal, is_tenant, normalize
+from policies.principals import DEFAULT_TENANT, check_principals, is_tenant, normalize
 
 
 class AclRule(BaseModel):
@@ -26,13 +26,7 @@ class AclRule(BaseModel):
     @field_validator("allow")
     @classmethod
     def _principals(cls, allow: list[str]) -> list[str]:
-        allow = [normalize(p) for p in allow]
-        bad = [p for p in allow if not is_principal(p)]
-        if bad:
-            raise ValueError(
-                f"{bad} not principals: write user:<name>, group:<name> or role:<name>"
-            )
-        return allow
+        return check_principals(allow)
 
 
 _MiB = 1 << 20

@@ -29,6 +29,16 @@ def is_principal(value: str) -> bool:
     return bool(PRINCIPAL_RE.match(value))
 
 
+def check_principals(values: Iterable[str]) -> list[str]:
+    """The principals in NFC, without repeats; ValueError naming those that are not principals."""
+    normalized = [normalize(v) for v in values]
+    bad = [p for p in normalized if not is_principal(p)]
+    if bad:
+        raise ValueError(f"{bad} are not principals: write user:<name>, group:<name> or "
+                         "role:<name>")
+    return list(dict.fromkeys(normalized))
+
+
 def is_tenant(value: str) -> bool:
     """Lower-case letters, digits, '_' and '-'; at most 64 characters."""
     return bool(TENANT_RE.match(value))

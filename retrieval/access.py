@@ -17,105 +17,34 @@ symbolic link followed within its source, only the tokens its target's ACL now a
 Two more things take documents out of a caller's results, in every version and inside the same
 filter: the caller's read denials from the policy (`p, SUBJECT, source:NAME|doc:ID, read, deny`;
 a `*` pattern is expanded against the version's document table), and quarantine
-(retrieval/quarantine.py), which applies to everyone.
+(control/quarantine.py), which applies to everyone.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from control.acl_overrides import Acl, AclOverrides
+from control.errors import StateUnreadable
+from control.quarantine import Quarantine, Quarantined
 from ingest.settings import SourceSettings
 from ingest.sources import effective_acl
 from policies.policy_file import document_pattern_matches
-from policies.principals import is_principal, normalize
 from retrieval.errors import StoreError
-from retrieval.files import file_stamp, write_json_atomic
-from retrieval.quarantine import Quarantine, Quarantined
 from retrieval.scope import Scope
 from retrieval.store import ReadFilter
 from retrieval.versions import DocumentEntry, VersionCatalog
 
 log = logging.getLogger(__name__)
 
-Acl = tuple[str, ...]
 SourceRules = Mapping[str, SourceSettings]
 # Returns (a key that changes whenever the rules change, the sources by name).
 RulesProvider = Callable[[], tuple[object, SourceRules]]
 
-
-
-class AclOverrides:
-    """Per-document ACLs set by an operator, which win over the config rules.
-
-    One JSON file ({doc_id: [principal, ...]}), written atomically, re-read when it changes, so
-    a change made by the CLI in another process applies to the server's next query. A file
-    that cannot be read fails the queries (StoreError) instead of falling back to the rules:
-    an override may be a revocation.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._key: object = ()
-        self._acls: dict[str, Acl] = {}
-
-    def current(self) -> tuple[object, dict[str, Acl]]:
-        """(a key that changes with the file, doc id → ACL)."""
-        with self._lock:
-            key = file_stamp(self.path)
-            if key != self._key:
-                self._acls = self._read() if key is not None else {}
-                self._key = key
-            return self._key, self._acls
-
-    def _read(self) -> dict[str, Acl]:
-        try:
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
-            if not isinstance(raw, dict):
-                raise ValueError("not a JSON object")
-            acls = {str(doc): tuple(_check_acl(acl)) for doc, acl in raw.items()}
-        except (OSError, ValueError) as exc:
-            raise StoreError(
-                f"document ACL overrides {self.path} cannot be read ({exc}); fix or remove the "
-                "file (`clearance acl` rewrites it)"
-            ) from exc
-        return acls
-
-    def set(self, doc_id: str, acl: Sequence[str]) -> None:
-        with self._lock:
-            acls = self._read() if self.path.exists() else {}
-            acls[doc_id] = tuple(_check_acl(list(acl)))
-            self._write(acls)
-
-    def clear(self, doc_id: str) -> bool:
-        """Remove a document's override (its config rule applies again); False if it had none."""
-        with self._lock:
-            acls = self._read() if self.path.exists() else {}
-            found = acls.pop(doc_id, None) is not None
-            if found:
-                self._write(acls)
-            return found
-
-    def _write(self, acls: Mapping[str, Acl]) -> None:
-        write_json_atomic(self.path, {doc: list(acl) for doc, acl in sorted(acls.items())})
-        self._key = ()  # re-read on the next call
-
-
-def _check_acl(acl: object) -> list[str]:
-    if not isinstance(acl, list) or not all(isinstance(p, str) for p in acl):
-        raise ValueError(f"an ACL must be a list of principals, got {acl!r}")
-    acl = [normalize(p) for p in acl]
-    bad = [p for p in acl if not is_principal(p)]
-    if bad:
-        raise ValueError(
-            f"{bad} are not principals: write user:<name>, group:<name> or role:<name>"
-        )
-    return list(dict.fromkeys(acl))
 
 
 @dataclass(frozen=True)
@@ -192,13 +121,15 @@ class DocumentAccess:
 
     def acl_now(self, entry: DocumentEntry, doc_id: str) -> Acl:
         _, rules = self._rules()
-        _, overrides = self.overrides.current()
+        with _state_read():
+            _, overrides = self.overrides.current()
         return _acl_now(doc_id, entry, rules, overrides)
 
     def for_version(self, version_id: str) -> VersionAccess:
         rules_key, rules = self._rules()
-        overrides_key, overrides = self.overrides.current()
-        quarantined = self.quarantine.current()
+        with _state_read():
+            overrides_key, overrides = self.overrides.current()
+            quarantined = self.quarantine.current()
         key = (rules_key, overrides_key, quarantined)
         with self._lock:
             cached = self._cache.get(version_id)
@@ -222,6 +153,16 @@ class DocumentAccess:
         """Drop what is cached for a version no longer served (its document table)."""
         with self._lock:
             self._cache.pop(version_id, None)
+
+
+@contextlib.contextmanager
+def _state_read() -> Iterator[None]:
+    """A state file that cannot be read fails the query as the store would: it may hold a
+    revocation or a quarantine, so nothing is served without it."""
+    try:
+        yield
+    except StateUnreadable as exc:
+        raise StoreError(str(exc)) from exc
 
 
 def _acl_now(

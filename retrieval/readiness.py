@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrieval.audit import head_path_for
+from control.audit import head_path_for
 
 MIN_FREE_BYTES = 1 << 20  # an audit record is about 1 KB; a state file a few
 

@@ -10,7 +10,7 @@ from answers.answer import Answer
 from answers.compose import AnswerComposer
 from answers.conversation import Question
 from answers.redaction import Redactor
-from retrieval.audit import AuditLog, failure_record
+from control.audit import AuditLog, failure_record
 from retrieval.errors import RetrievalError
 from retrieval.retriever import Retrieved, Retriever
 from retrieval.scope import Scope
@@ -100,7 +100,7 @@ class RetrievalService:
 
     def record_failure(self, action: str, request_id: str, reason: str) -> None:
         """Audit a call that failed with an error once under way, perhaps after its record was
-        written: this follow-up makes its outcome "failed" (see retrieval/audit.py)."""
+        written: this follow-up makes its outcome "failed" (see control/audit.py)."""
         self._audit.append(failure_record(request_id, action, reason))
 
     def _retrieve(self, base: dict[str, Any], query: str, *, scope: Scope, top_k: int,

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from control.state_file import write_json_atomic
 from retrieval.errors import StoreError
-from retrieval.files import write_json_atomic
 from retrieval.store import VectorBackend
 
 _DOCS = ".docs.json"  # beside <id>.json: the version's document table

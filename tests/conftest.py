@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from api.app import create_app
-from api.keys import KeyStore
 from api.server import Server, uvicorn_config
-from api.services import build_services, open_catalog
-from api.settings import ServerSettings, Settings, load_settings
+from application.services import build_services, open_catalog
+from application.settings import ServerSettings, Settings, load_settings
+from control.keys import KeyStore
 from ingest.pipeline import IngestReport, build_index_version
 from ingest.sandbox import ParserSandbox
 from retrieval.embedder import Embedder

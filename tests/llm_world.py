@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from api.keys import KeyStore
-from api.services import open_catalog
-from api.settings import load_settings
+from application.services import open_catalog
+from application.settings import load_settings
+from control.keys import KeyStore
 from ingest.pipeline import build_index_version
 from retrieval.embedder import Embedder
 from tests.conftest import REPO, Deployment, serve_config, shared_parser

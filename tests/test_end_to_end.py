@@ -166,7 +166,7 @@ def test_requests_without_a_valid_key_get_401(deployment: Deployment, headers, r
 
 
 def test_a_revoked_key_gets_401(deployment: Deployment):
-    from api.keys import KeyStore
+    from control.keys import KeyStore
 
     store = KeyStore(deployment.settings.keys_file)
     key = store.create("frank")

@@ -28,9 +28,9 @@ import pytest
 
 import retrieval.readiness as readiness
 from api.app import create_app
-from api.services import Services, build_services
-from api.settings import Settings, load_settings
-from retrieval.audit import request_outcomes, verify_audit_log
+from application.services import Services, build_services
+from application.settings import Settings, load_settings
+from control.audit import request_outcomes, verify_audit_log
 from retrieval.embedder import Embedder
 from retrieval.errors import AuditWriteError
 from tests.conftest import REPO, LiveServer

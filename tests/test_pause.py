@@ -95,7 +95,7 @@ def test_pause_and_resume_survive_a_restart_and_are_audited(tmp_path: Path,
 
 
 def test_an_unreadable_pause_file_pauses_everything_until_resumed(tmp_path: Path):
-    from retrieval.pause import PauseSwitch
+    from control.pause import PauseSwitch
 
     switch = PauseSwitch(tmp_path / "pause.json")
     assert not switch.current().service_paused

@@ -18,9 +18,9 @@ import httpx
 import psutil
 import pytest
 
-from api.keys import KeyStore
-from api.services import open_acl_overrides, open_catalog, open_document_access
-from api.settings import Settings, load_settings
+from application.services import open_acl_overrides, open_catalog, open_document_access
+from application.settings import Settings, load_settings
+from control.keys import KeyStore
 from ingest.jobs import build_lock
 from ingest.pipeline import build_index_version
 from retrieval.bm25 import Bm25Encoder

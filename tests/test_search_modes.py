@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from api.services import open_catalog, open_document_access
-from api.settings import load_settings
+from application.services import open_catalog, open_document_access
+from application.settings import load_settings
 from ingest.tagging import point_id
 from retrieval.embedder import Embedder
 from retrieval.retriever import Retriever

@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from api.app import create_app
-from api.keys import KeyStore
-from api.services import build_services, open_catalog, open_document_access
-from api.settings import load_settings
+from application.services import build_services, open_catalog, open_document_access
+from application.settings import load_settings
+from control.keys import KeyStore
 from ingest.pipeline import build_index_version
 from retrieval.embedder import Embedder
 from retrieval.errors import StoreError

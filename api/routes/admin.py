@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path
 from fastapi.responses import JSONResponse
 
-from api.deps import RequestIdDep, ServicesDep, require
+from api.deps import RequestIdDep, ServicesDep, actor, require
 from api.openapi import ADMIN, BODY, errors
 from api.schemas import BuildRunningResponse, RequestBody
+from application.errors import Conflict
 from ingest.jobs import BuildRunning
-from retrieval.errors import StoreError
 from retrieval.scope import Scope
 
 router = APIRouter(prefix="/v1/admin", responses=errors(*ADMIN))
@@ -30,28 +30,29 @@ class RollbackRequest(RequestBody):
     to: str | None = None
 
 
-def _start(services: ServicesDep, source: str | None, request_id: str) -> JSONResponse:
+def _start(services: ServicesDep, source: str | None, scope: Scope, request_id: str
+           ) -> JSONResponse:
     try:
-        job = services.jobs.start(source)
-    except BuildRunning as exc:
-        return JSONResponse(status_code=409, content={"error": str(exc), "job_id": exc.job_id,
-                                                      "request_id": request_id})
+        job = services.admin.reindex(actor(scope, request_id), source)
+    except Conflict as exc:
+        if not isinstance(exc.__cause__, BuildRunning):
+            raise
+        return JSONResponse(status_code=409, content={
+            "error": str(exc), "job_id": exc.__cause__.job_id, "request_id": request_id})
     return JSONResponse(status_code=202, content={"job_id": job.id, "state": job.state})
 
 
 @router.post("/reindex", status_code=202, responses=_BUSY)
 def reindex_all(scope: CanReindex, services: ServicesDep,
                 request_id: RequestIdDep) -> JSONResponse:
-    return _start(services, None, request_id)
+    return _start(services, None, scope, request_id)
 
 
 @router.post("/sources/{name}/reindex", status_code=202,
              responses={**_BUSY, **errors(404, when={404: "No source of that name"})})
 def reindex_source(name: str, scope: CanReindex, services: ServicesDep,
                    request_id: RequestIdDep) -> JSONResponse:
-    if name not in {s.name for s in services.access.sources()}:  # the config as it is now
-        raise HTTPException(status_code=404, detail=f"no source named {name!r}")
-    return _start(services, name, request_id)
+    return _start(services, name, scope, request_id)  # NotFound (404) for an unknown source
 
 
 @router.get("/jobs/{job_id}", responses=errors(404, 422, when={404: "No job of that id"}))
@@ -74,10 +75,8 @@ def list_versions(scope: CanReadIndex, services: ServicesDep) -> dict[str, Any]:
 @router.post("/index/rollback", responses=errors(*BODY, 404, 409, when={
     404: "No index version of that id", 409: "No earlier version to roll back to"}))
 def rollback(
-    scope: CanRollback, services: ServicesDep, body: RollbackRequest | None = None
+    scope: CanRollback, services: ServicesDep, request_id: RequestIdDep,
+    body: RollbackRequest | None = None
 ) -> dict[str, Any]:
-    to = body.to if body else None
-    try:
-        return {"index_version": services.catalog.rollback(to)}
-    except StoreError as exc:
-        raise HTTPException(status_code=404 if to else 409, detail=str(exc)) from None
+    _, now = services.admin.rollback(actor(scope, request_id), body.to if body else None)
+    return {"index_version": now}

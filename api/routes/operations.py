@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 from pydantic import Field
 
-from api.deps import RequestIdDep, ServicesDep, require
-from api.keys import USER_MAX_CHARS, USER_PATTERN
+from api.deps import RequestIdDep, ServicesDep, actor, require
 from api.openapi import ADMIN, BODY, errors
 from api.schemas import RequestBody
-from retrieval.audit import verify_audit_log
+from control.audit import verify_audit_log
+from control.keys import USER_MAX_CHARS, USER_PATTERN
 from retrieval.scope import Scope
 
 router = APIRouter(prefix="/v1/admin", responses=errors(*ADMIN))
@@ -29,18 +29,14 @@ class KeyBody(RequestBody):
 @router.post("/keys", status_code=201, responses=errors(*BODY))
 def create_key(body: KeyBody, scope: CanWriteKeys, services: ServicesDep,
                request_id: RequestIdDep) -> dict[str, Any]:
-    key = services.keys.create(body.user)
-    services.audit_admin("keys.create", caller=f"user:{scope.user}", request_id=request_id,
-                         user=body.user)
+    key = services.admin.create_key(actor(scope, request_id), body.user)
     return {"user": body.user, "key": key}
 
 
 @router.delete("/keys/{user}", responses=errors(422))
 def revoke_keys(user: UserName, scope: CanWriteKeys, services: ServicesDep,
                 request_id: RequestIdDep) -> dict[str, Any]:
-    count = services.keys.revoke(user)
-    services.audit_admin("keys.revoke", caller=f"user:{scope.user}", request_id=request_id,
-                         user=user, revoked=count)
+    count = services.admin.revoke_keys(actor(scope, request_id), user)
     return {"user": user, "revoked": count}
 
 

@@ -15,11 +15,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import RequestIdDep, ServicesDep, require
+from api.deps import RequestIdDep, ServicesDep, actor, require
 from api.openapi import ADMIN, BODY, errors
-from api.services import Services
+from application.services import Services
+from control.pause import PauseState, Target
 from retrieval.errors import AuditWriteError, StateWriteError, is_full
-from retrieval.pause import PauseState, Target
 from retrieval.readiness import audit_log_problem, filesystem_problem
 from retrieval.scope import Scope
 
@@ -91,13 +91,8 @@ def pause_state(scope: CanPause, services: ServicesDep) -> dict[str, Any]:
 @router.post("/pause", responses={**errors(*BODY), **_UNWRITABLE})
 def pause(body: PauseBody, scope: CanPause, services: ServicesDep,
           request_id: RequestIdDep) -> dict[str, Any]:
-    def audit() -> None:
-        services.audit_admin("pause", caller=f"user:{scope.user}", request_id=request_id,
-                             target=body.target, reason=body.reason)
-
     with _changing(services):
-        services.pause.pause(body.target, by=f"user:{scope.user}", reason=body.reason,
-                             before_commit=audit)
+        services.admin.pause(actor(scope, request_id), body.target, body.reason)
     return pause_fields(services.pause.current())
 
 
@@ -105,16 +100,10 @@ def pause(body: PauseBody, scope: CanPause, services: ServicesDep,
                                     **_UNWRITABLE})
 def resume(body: ResumeBody, scope: CanPause, services: ServicesDep,
            request_id: RequestIdDep) -> dict[str, Any]:
-    def audit() -> None:
-        services.audit_admin("resume", caller=f"user:{scope.user}", request_id=request_id,
-                             target=body.target)
-
     state = services.pause.current()
     if getattr(state, body.target) is None and state.problem is None:
         # Nothing to write, so 409 whatever the disk (a damaged pause file counts as paused).
         raise HTTPException(status_code=409, detail=f"{body.target} is not paused")
     with _changing(services):
-        resumed = services.pause.resume(body.target, before_commit=audit)
-    if resumed is None:
-        raise HTTPException(status_code=409, detail=f"{body.target} is not paused")
+        services.admin.resume(actor(scope, request_id), body.target)  # Conflict: 409
     return pause_fields(services.pause.current())

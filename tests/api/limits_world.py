@@ -14,9 +14,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from api.app import create_app
-from api.keys import KeyStore
-from api.services import build_services, open_catalog
-from api.settings import Settings, load_settings
+from application.services import build_services, open_catalog
+from application.settings import Settings, load_settings
+from control.keys import KeyStore
 from ingest.pipeline import build_index_version
 from retrieval.embedder import Embedder
 from tests.conftest import LiveServer, shared_parser, write_example_config

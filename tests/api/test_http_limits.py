@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from api.logs import RepeatFilter
-from api.settings import Settings
+from application.settings import Settings
 from retrieval.embedder import Embedder
 from tests.api.limits_world import (
     GUARD_S,

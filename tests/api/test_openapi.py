@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from api.app import create_app
-from api.services import build_services
-from api.settings import load_settings
+from application.services import build_services
+from application.settings import load_settings
 from retrieval.embedder import Embedder
 from tests.conftest import Deployment, LiveServer, write_example_config
 

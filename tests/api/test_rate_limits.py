@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from api.ratelimit import FailedKeyLockout, TokenBuckets
-from api.settings import load_settings
+from application.settings import load_settings
 from ingest.errors import ConfigError
 from retrieval.embedder import Embedder
 from tests.api.limits_world import GUARD_S, Ingested, audit_records, ingest_example, serve_with

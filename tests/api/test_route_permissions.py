@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 
 from api.app import create_app
 from api.deps import CALLER, PUBLIC
-from api.settings import load_settings
+from application.settings import load_settings
 from tests.conftest import write_example_config
 
 # FastAPI's own documentation routes: no data, no key.

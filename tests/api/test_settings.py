@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from api.settings import load_settings
+from application.settings import load_settings
 from ingest.errors import ConfigError
 
 GOOD = """

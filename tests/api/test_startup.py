@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from api.app import create_app
-from api.services import build_services
-from api.settings import load_settings
+from application.services import build_services
+from application.settings import load_settings
 from retrieval.embedder import Embedder
 from tests.conftest import LiveServer
 

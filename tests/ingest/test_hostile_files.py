@@ -111,8 +111,8 @@ def test_hostile_files_are_reported_and_the_batch_goes_on(tmp_path: Path) -> Non
 
 def _indexed_texts(root: Path) -> dict[str, str]:
     """Each document of the current version, its chunks' text joined."""
-    from api.services import open_catalog
-    from api.settings import load_settings
+    from application.services import open_catalog
+    from application.settings import load_settings
 
     catalog = open_catalog(load_settings(root / "clearance.toml"))
     version = catalog.current()

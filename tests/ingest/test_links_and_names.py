@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 
 from api.cli import main
+from control.acl_overrides import AclOverrides
+from control.quarantine import Quarantine
 from ingest.pipeline import build_index_version
 from ingest.settings import AclRule, IngestSettings, SourceSettings
 from ingest.sources import Skipped, content_hash, discover, printable
-from retrieval.access import AclOverrides, DocumentAccess
+from retrieval.access import DocumentAccess
 from retrieval.edge_store import EdgeBackend
 from retrieval.embedder import Embedder
-from retrieval.quarantine import Quarantine
 from retrieval.versions import VersionCatalog
 from tests.conftest import REPO
 
@@ -246,8 +247,8 @@ def test_a_newline_in_a_file_name_prints_one_escaped_line_and_is_not_ingested(
     assert summary[0].endswith("0 errors, 0 without ACL, 4 not read (links, unsafe names)")
     assert "\u202e" not in out
 
-    from api.services import open_catalog
-    from api.settings import load_settings
+    from application.services import open_catalog
+    from application.settings import load_settings
 
     catalog = open_catalog(load_settings(config))
     current = catalog.current()

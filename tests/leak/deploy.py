@@ -20,17 +20,17 @@ from unittest import mock
 
 from qdrant_client import QdrantClient
 
-import api.services
+import application.services
 from api.app import create_app
-from api.keys import KeyStore
-from api.services import Services, build_services, open_acl_overrides
-from api.settings import Settings, load_settings
+from application.services import Services, build_services, open_acl_overrides
+from application.settings import Settings, load_settings
+from control.keys import KeyStore
+from control.quarantine import Quarantine
 from ingest.pipeline import IngestReport, build_index_version
 from ingest.tagging import point_id
 from retrieval.bm25 import Bm25Encoder
 from retrieval.edge_store import EdgeBackend
 from retrieval.embedder import Embedder
-from retrieval.quarantine import Quarantine
 from retrieval.server_store import ServerBackend
 from retrieval.store import StoredChunk, VectorBackend
 from retrieval.versions import VersionCatalog, new_version_id
@@ -106,8 +106,9 @@ def _plant(world: World, catalog: VersionCatalog, embedder: Embedder) -> str:
 
 
 def _services_over(settings: Settings, embedder: Embedder, catalog: VersionCatalog) -> Services:
-    """What api.services.build_services builds, with `catalog` in place of the one it opens."""
-    with mock.patch.object(api.services, "open_catalog", lambda *_args, **_kw: catalog):
+    """What application.services.build_services builds, with `catalog` in place of the one it
+    opens."""
+    with mock.patch.object(application.services, "open_catalog", lambda *_args, **_kw: catalog):
         return build_services(settings, embedder=embedder)
 
 

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from api.config_watch import ConfigRules
-from api.settings import load_settings
+from application.config_watch import ConfigRules
+from application.settings import load_settings
+from control.acl_overrides import AclOverrides
+from control.quarantine import Quarantine
 from ingest.settings import AclRule, SourceSettings
-from retrieval.access import AclOverrides, DocumentAccess, SourceRules
+from retrieval.access import DocumentAccess, SourceRules
 from retrieval.edge_store import EdgeBackend
 from retrieval.errors import StoreError
-from retrieval.quarantine import Quarantine
 from retrieval.scope import Scope
 from retrieval.versions import DocumentEntry, VersionCatalog
 

@@ -12,17 +12,17 @@ from typing import Any
 
 import pytest
 
-import retrieval.audit as audit_module
+import control.audit as audit_module
 import retrieval.readiness as readiness
-from retrieval.audit import (
+from control.audit import (
     UNFINISHED_REASON,
     AuditLog,
     failure_record,
     request_outcomes,
     verify_audit_log,
 )
+from control.pause import PauseSwitch
 from retrieval.errors import AuditWriteError, StateWriteError
-from retrieval.pause import PauseSwitch
 
 
 def _enospc(*args: Any, **kwargs: Any) -> Any:

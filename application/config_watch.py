@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 
-from api.settings import Settings, load_settings
+from application.settings import Settings, load_settings
+from control.state_file import file_stamp
 from ingest.errors import ConfigError
 from retrieval.access import SourceRules
-from retrieval.files import file_stamp
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from api.keys import KeyStore, KeyStoreError, hash_key, principal
+from control.keys import KeyStore, KeyStoreError, hash_key, principal
+from control.state_file import JsonStateFile
 
 
 @pytest.fixture
@@ -70,13 +71,13 @@ def test_unchanged_file_is_not_reread(store: KeyStore, monkeypatch: pytest.Monke
     key = store.create("alice")
     assert store.authenticate(key) == "alice"
     reads: list[int] = []
-    original = KeyStore._read
+    original = JsonStateFile._read
 
-    def counting_read(self: KeyStore) -> list[dict[str, object]]:
+    def counting_read(self: JsonStateFile[object]) -> object:
         reads.append(1)
         return original(self)
 
-    monkeypatch.setattr(KeyStore, "_read", counting_read)
+    monkeypatch.setattr(JsonStateFile, "_read", counting_read)
     for _ in range(5):
         assert store.authenticate(key) == "alice"
     assert reads == []

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from answers.compose import AnswerComposer
 from answers.llm import LlmClient
 from answers.redaction import Redactor
-from api.config_watch import ConfigRules
-from api.keys import KeyStore
-from api.settings import Settings
+from application.admin import AdminActions
+from application.config_watch import ConfigRules
+from application.settings import Settings
+from control.acl_overrides import AclOverrides
+from control.audit import AuditLog
+from control.keys import KeyStore
+from control.pause import PauseSwitch
+from control.quarantine import Quarantine
 from ingest.jobs import JobRunner
 from policies.enforcer import PolicyEngine
-from retrieval.access import AclOverrides, DocumentAccess
-from retrieval.audit import AuditLog, admin_record
+from retrieval.access import DocumentAccess
 from retrieval.bm25 import Bm25Encoder
 from retrieval.embedder import Embedder
-from retrieval.pause import PauseSwitch
-from retrieval.quarantine import Quarantine
 from retrieval.retriever import Retriever
 from retrieval.service import RetrievalService
 from retrieval.store import VectorBackend
@@ -61,6 +62,37 @@ def open_document_access(settings: Settings, catalog: VersionCatalog) -> Documen
                           open_quarantine(settings))
 
 
+def open_policy(settings: Settings) -> PolicyEngine:
+    return PolicyEngine(settings.casbin_model, settings.casbin_policy)
+
+
+def open_admin(settings: Settings, *, policy: PolicyEngine | None = None,
+               access: DocumentAccess | None = None, catalog: VersionCatalog | None = None,
+               jobs: JobRunner | None = None, audit: AuditLog | None = None,
+               keys: KeyStore | None = None, pause: PauseSwitch | None = None) -> AdminActions:
+    """The admin use cases; what is not given is opened from the settings (the CLI's case: the
+    index catalog only when an action needs it)."""
+    opened: list[VersionCatalog] = [catalog] if catalog is not None else []
+
+    def the_catalog() -> VersionCatalog:
+        if not opened:
+            opened.append(open_catalog(settings))
+        return opened[0]
+
+    return AdminActions(
+        audit=audit or AuditLog(settings.audit_log),
+        keys=keys or KeyStore(settings.keys_file),
+        policy=policy or open_policy(settings),
+        overrides=access.overrides if access else open_acl_overrides(settings),
+        quarantine=access.quarantine if access else open_quarantine(settings),
+        pause=pause or open_pause_switch(settings),
+        catalog=the_catalog,
+        sources=access.sources if access else (lambda: settings.sources),
+        jobs=(lambda: jobs) if jobs else (lambda: JobRunner(settings.config_path,
+                                                             settings.data_dir)),
+    )
+
+
 @dataclass
 class Services:
     """What the API needs per request, built once per app."""
@@ -77,13 +109,7 @@ class Services:
     audit: AuditLog
     pause: PauseSwitch
     composer: AnswerComposer
-
-    def audit_admin(self, action: str, *, caller: str, request_id: str | None,
-                    **details: Any) -> None:
-        """Record an admin change (policy, ACL, quarantine, keys) in the audit log, before the
-        change is reported done; AuditWriteError if it cannot be written."""
-        self.audit.append(admin_record(action, caller=caller, request_id=request_id,
-                                       policy_version=self.policy.version, **details))
+    admin: AdminActions
 
     def close(self) -> None:
         self.composer.close()
@@ -103,18 +129,23 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     llm = LlmClient(settings.llm) if settings.llm.provider == "openai" else None
     composer = AnswerComposer(embedder, settings.retrieval, settings.answers, llm=llm,
                               redactor=redactor, pause=pause)
+    policy = open_policy(settings)
+    keys = KeyStore(settings.keys_file)
+    jobs = JobRunner(settings.config_path, settings.data_dir)
     return Services(
         settings=settings,
         embedder=embedder,
-        policy=PolicyEngine(settings.casbin_model, settings.casbin_policy),
-        keys=KeyStore(settings.keys_file),
+        policy=policy,
+        keys=keys,
         catalog=catalog,
         access=access,
         retriever=retriever,
         retrieval=RetrievalService(retriever, composer, audit, redactor,
                                    history_turns=settings.answers.history_turns),
-        jobs=JobRunner(settings.config_path, settings.data_dir),
+        jobs=jobs,
         audit=audit,
         pause=pause,
         composer=composer,
+        admin=open_admin(settings, policy=policy, access=access, catalog=catalog, jobs=jobs,
+                         audit=audit, keys=keys, pause=pause),
     )

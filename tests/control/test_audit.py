@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from retrieval import audit
-from retrieval.audit import GENESIS_HASH, AuditLog, head_path_for, verify_audit_log
+from control.audit import GENESIS_HASH, AuditLog, head_path_for, verify_audit_log
+from control import audit
 from retrieval.errors import AuditWriteError
 
 

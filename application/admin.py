@@ -1,0 +1,218 @@
+"""Every admin action, written once: validate, change through the control plane, audit.
+
+Each method of `AdminActions` is one action of ACTIONS. It writes exactly one audit record
+naming the caller (`Actor`), from the HTTP API and from the CLI alike; a change to a state file
+is audited before it takes effect (the record is written once the new file is complete, and if
+the record cannot be written the change is not made). tests/test_admin_audit.py walks the admin
+routes and the CLI commands, so an action added without its record fails there.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from application.errors import Conflict, Invalid, NotFound
+from control.acl_overrides import AclOverrides
+from control.audit import AuditLog, admin_record
+from control.keys import KeyStore
+from control.pause import PauseSwitch, Target
+from control.quarantine import Kind, Quarantine, QuarantineEntry
+from ingest.jobs import BuildRunning, Job, JobRunner
+from ingest.settings import SourceSettings
+from policies.enforcer import PolicyEngine
+from policies.policy_file import Membership, PolicyError, Rule, parse_policy
+from retrieval.errors import StoreError
+from retrieval.versions import VersionCatalog
+
+# The audit action each admin action records.
+ACTIONS = ("index.reindex", "index.rollback", "keys.create", "keys.revoke", "acl.set",
+           "acl.clear", "quarantine.add", "quarantine.release", "pause", "resume",
+           "policy.change")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks: `user:NAME` through the API, `cli:LOGIN` from the CLI; the request id, if any."""
+
+    caller: str
+    request_id: str | None = None
+
+    @staticmethod
+    def cli() -> Actor:
+        return Actor(f"cli:{getpass.getuser()}")
+
+
+class AdminActions:
+    """The admin use cases over one deployment's control plane and index catalog."""
+
+    def __init__(
+        self,
+        *,
+        audit: AuditLog,
+        keys: KeyStore,
+        policy: PolicyEngine,
+        overrides: AclOverrides,
+        quarantine: Quarantine,
+        pause: PauseSwitch,
+        catalog: Callable[[], VersionCatalog],
+        sources: Callable[[], Sequence[SourceSettings]],
+        jobs: Callable[[], JobRunner],
+    ) -> None:
+        self.audit = audit
+        self.keys = keys
+        self.policy = policy
+        self.overrides = overrides
+        self.quarantine = quarantine
+        self.pause_switch = pause
+        self._catalog = catalog
+        self._sources = sources
+        self._jobs = jobs
+
+    def _record(self, actor: Actor, action: str, **details: Any) -> Callable[[], None]:
+        def write() -> None:
+            self.audit.append(admin_record(action, caller=actor.caller,
+                                           request_id=actor.request_id,
+                                           policy_version=self.policy.version, **details))
+        return write
+
+    def _known_source(self, name: str) -> None:
+        if name not in {s.name for s in self._sources()}:
+            raise NotFound(f"no source named {name!r}; the config declares "
+                           f"{', '.join(sorted(s.name for s in self._sources())) or 'none'}")
+
+    def _known_document(self, doc_id: str) -> None:
+        if not self._catalog().has_document(doc_id):
+            raise NotFound(f"{doc_id} is in no index version; document ids are SOURCE:PATH, "
+                           "as `clearance acl show` and search results print them")
+
+    # Index
+
+    def reindex(self, actor: Actor, source: str | None = None) -> Job:
+        """Start a re-index job (of one source, or all); Conflict if a build is running."""
+        if source is not None:
+            self._known_source(source)
+        try:
+            job = self._jobs().start(source)
+        except BuildRunning as exc:
+            raise Conflict(str(exc)) from exc
+        self._record(actor, "index.reindex", source=source, job_id=job.id)()
+        return job
+
+    def record_build(self, actor: Actor, source: str | None, version_id: str,
+                     **report: Any) -> None:
+        """The record of a build run in this process (`clearance ingest`), once it is done."""
+        self._record(actor, "index.reindex", source=source, job_id=None, version=version_id,
+                     **report)()
+
+    def rollback(self, actor: Actor, to: str | None = None) -> tuple[str | None, str]:
+        """Switch the served version; (before, now). NotFound for an unknown `to`, Conflict
+        when there is no earlier version."""
+        catalog = self._catalog()
+        before = catalog.current()
+        try:
+            now = catalog.rollback(to)
+        except StoreError as exc:
+            raise (NotFound if to else Conflict)(str(exc)) from None
+        self._record(actor, "index.rollback", before=before, to=now)()
+        return before, now
+
+    # API keys
+
+    def create_key(self, actor: Actor, user: str) -> str:
+        try:
+            return self.keys.create(user, before_commit=self._record(actor, "keys.create",
+                                                                     user=user))
+        except ValueError as exc:
+            raise Invalid(str(exc)) from None
+
+    def revoke_keys(self, actor: Actor, user: str) -> int:
+        """Revoke every active key of `user`; how many were (0 is recorded too)."""
+        try:
+            count = self.keys.revoke(user)
+        except ValueError as exc:
+            raise Invalid(str(exc)) from None
+        self._record(actor, "keys.revoke", user=user, revoked=count)()
+        return count
+
+    # Document ACL overrides
+
+    def set_acl(self, actor: Actor, doc_id: str, allow: Sequence[str]) -> list[str]:
+        self._known_document(doc_id)
+        try:
+            acl = self.overrides.set(doc_id, allow, before_commit=self._record(
+                actor, "acl.set", doc_id=doc_id, allow=list(allow)))
+        except ValueError as exc:
+            raise Invalid(f"allow: {exc}") from None
+        return list(acl)
+
+    def clear_acl(self, actor: Actor, doc_id: str) -> None:
+        """NotFound if the document has no override (nothing changes, nothing is recorded)."""
+        if not self.overrides.clear(doc_id, before_commit=self._record(actor, "acl.clear",
+                                                                       doc_id=doc_id)):
+            raise NotFound(f"{doc_id} has no ACL override")
+
+    # Quarantine
+
+    def add_quarantine(self, actor: Actor, kind: Kind, target: str, reason: str
+                       ) -> QuarantineEntry:
+        if kind == "source":
+            self._known_source(target)
+        else:
+            self._known_document(target)
+        return self.quarantine.add(kind, target, by=actor.caller, reason=reason,
+                                   before_commit=self._record(actor, "quarantine.add", kind=kind,
+                                                              target=target, reason=reason))
+
+    def release_quarantine(self, actor: Actor, kind: Kind, target: str) -> QuarantineEntry:
+        entry = self.quarantine.release(kind, target, before_commit=self._record(
+            actor, "quarantine.release", kind=kind, target=target))
+        if entry is None:
+            raise NotFound(f"{kind} {target} is not quarantined")
+        return entry
+
+    # Pause
+
+    def pause(self, actor: Actor, target: Target, reason: str) -> None:
+        self.pause_switch.pause(target, by=actor.caller, reason=reason,
+                                before_commit=self._record(actor, "pause", target=target,
+                                                           reason=reason))
+
+    def resume(self, actor: Actor, target: Target) -> None:
+        """Conflict if it is not paused (nothing changes, nothing is recorded)."""
+        if self.pause_switch.resume(target, before_commit=self._record(actor, "resume",
+                                                                       target=target)) is None:
+            raise Conflict(f"{target} is not paused")
+
+    # Policy
+
+    def change_policy(self, actor: Actor, add: Sequence[str] = (), remove: Sequence[str] = ()
+                      ) -> tuple[int, int]:
+        """Add and remove policy lines (the policy file's format); (added, removed). Invalid for
+        a line that does not parse, Conflict for a change the policy cannot take."""
+        add_items, remove_items = policy_lines(add, "add"), policy_lines(remove, "remove")
+        before = self.policy.version
+        try:
+            added, removed = self.policy.change(add=add_items, remove=remove_items)
+        except PolicyError as exc:
+            raise Conflict(str(exc)) from None
+        self._record(actor, "policy.change", add=[i.line() for i in add_items],
+                     remove=[i.line() for i in remove_items], policy_before=before)()
+        return added, removed
+
+
+def policy_lines(lines: Sequence[str], field: str) -> list[Membership | Rule]:
+    """One membership or rule per line; Invalid names the first line that is not one."""
+    items: list[Membership | Rule] = []
+    for i, line in enumerate(lines):
+        try:
+            policy = parse_policy(line, f"{field}[{i}]")
+        except PolicyError as exc:
+            raise Invalid(str(exc)) from None
+        parsed: list[Membership | Rule] = [*policy.memberships, *policy.rules]
+        if len(parsed) != 1:
+            raise Invalid(f"{field}[{i}]: one g or p line expected")
+        items += parsed
+    return items

@@ -28,6 +28,8 @@ from application.services import Services, build_services
 from application.settings import Settings
 
 log = logging.getLogger(__name__)
+# Every route of the API, by module.
+ROUTERS = (search, chat, completions, health, admin, policy, access, operations, pause)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
@@ -78,7 +80,6 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     # Added last, so it runs first: oversized or throttled requests never reach the routes.
     install_limits(app, settings.server, services)
 
-    for module in (search, chat, completions, health, admin, policy, access, operations,
-                   pause):
+    for module in ROUTERS:
         app.include_router(module.router)
     return app

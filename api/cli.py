@@ -45,6 +45,7 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
             bar.total = total
             bar.update(done - bar.n)
 
+    admin = _admin(settings)
     try:
         with build_lock(settings.data_dir):
             catalog = open_catalog(settings)
@@ -55,10 +56,13 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
                 acl_overrides=overrides, bm25=Bm25Encoder(settings.retrieval.bm25),
             )
             removed = catalog.prune(settings.ingest.keep_versions)
+    except (IngestError, RetrievalError) as exc:
+        admin.record_build(Actor.cli(), args.source, None, outcome="failed", reason=str(exc))
+        raise
     finally:
         if bar is not None:
             bar.close()
-    _admin(settings).record_build(
+    admin.record_build(
         Actor.cli(), args.source, report.version_id, documents=report.documents,
         chunks=report.chunks, errors=len(report.errors), no_acl=len(report.no_acl),
         skipped=len(report.skipped))

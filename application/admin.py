@@ -9,12 +9,13 @@ routes and the CLI commands, so an action added without its record fails there.
 
 from __future__ import annotations
 
+import functools
 import getpass
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from application.errors import Conflict, Invalid, NotFound
+from application.errors import AdminError, Conflict, Invalid, NotFound
 from control.acl_overrides import AclOverrides
 from control.audit import AuditLog, admin_record
 from control.keys import KeyStore
@@ -27,10 +28,28 @@ from policies.policy_file import Membership, PolicyError, Rule, parse_policy
 from retrieval.errors import StoreError
 from retrieval.versions import VersionCatalog
 
-# The audit action each admin action records.
-ACTIONS = ("index.reindex", "index.rollback", "keys.create", "keys.revoke", "acl.set",
-           "acl.clear", "quarantine.add", "quarantine.release", "pause", "resume",
-           "policy.change")
+F = TypeVar("F", bound=Callable[..., Any])
+# The audit action of each admin action (filled in by @_action).
+ACTIONS: dict[str, str] = {}  # method name → audit action
+
+
+def _action(action: str) -> Callable[[F], F]:
+    """Mark a method as the admin action `action`: a refusal (AdminError) is recorded too, with
+    outcome "refused" and the reason, so every call leaves exactly one record."""
+
+    def wrap(method: F) -> F:
+        @functools.wraps(method)
+        def run(self: AdminActions, actor: Actor, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, actor, *args, **kwargs)
+            except AdminError as exc:
+                self._record(actor, action, outcome="refused", reason=str(exc))()
+                raise
+
+        ACTIONS[method.__name__] = action
+        return run  # type: ignore[return-value]
+
+    return wrap
 
 
 @dataclass(frozen=True)
@@ -90,6 +109,7 @@ class AdminActions:
 
     # Index
 
+    @_action("index.reindex")
     def reindex(self, actor: Actor, source: str | None = None) -> Job:
         """Start a re-index job (of one source, or all); Conflict if a build is running."""
         if source is not None:
@@ -101,12 +121,14 @@ class AdminActions:
         self._record(actor, "index.reindex", source=source, job_id=job.id)()
         return job
 
-    def record_build(self, actor: Actor, source: str | None, version_id: str,
+    def record_build(self, actor: Actor, source: str | None, version_id: str | None,
                      **report: Any) -> None:
-        """The record of a build run in this process (`clearance ingest`), once it is done."""
+        """The record of a build run in this process (`clearance ingest`), once it is done or
+        has failed (`outcome="failed"` and the reason in `report`)."""
         self._record(actor, "index.reindex", source=source, job_id=None, version=version_id,
                      **report)()
 
+    @_action("index.rollback")
     def rollback(self, actor: Actor, to: str | None = None) -> tuple[str | None, str]:
         """Switch the served version; (before, now). NotFound for an unknown `to`, Conflict
         when there is no earlier version."""
@@ -121,6 +143,7 @@ class AdminActions:
 
     # API keys
 
+    @_action("keys.create")
     def create_key(self, actor: Actor, user: str) -> str:
         try:
             return self.keys.create(user, before_commit=self._record(actor, "keys.create",
@@ -128,6 +151,7 @@ class AdminActions:
         except ValueError as exc:
             raise Invalid(str(exc)) from None
 
+    @_action("keys.revoke")
     def revoke_keys(self, actor: Actor, user: str) -> int:
         """Revoke every active key of `user`; how many were (0 is recorded too)."""
         try:
@@ -139,6 +163,7 @@ class AdminActions:
 
     # Document ACL overrides
 
+    @_action("acl.set")
     def set_acl(self, actor: Actor, doc_id: str, allow: Sequence[str]) -> list[str]:
         self._known_document(doc_id)
         try:
@@ -148,6 +173,7 @@ class AdminActions:
             raise Invalid(f"allow: {exc}") from None
         return list(acl)
 
+    @_action("acl.clear")
     def clear_acl(self, actor: Actor, doc_id: str) -> None:
         """NotFound if the document has no override (nothing changes, nothing is recorded)."""
         if not self.overrides.clear(doc_id, before_commit=self._record(actor, "acl.clear",
@@ -156,6 +182,7 @@ class AdminActions:
 
     # Quarantine
 
+    @_action("quarantine.add")
     def add_quarantine(self, actor: Actor, kind: Kind, target: str, reason: str
                        ) -> QuarantineEntry:
         if kind == "source":
@@ -166,6 +193,7 @@ class AdminActions:
                                    before_commit=self._record(actor, "quarantine.add", kind=kind,
                                                               target=target, reason=reason))
 
+    @_action("quarantine.release")
     def release_quarantine(self, actor: Actor, kind: Kind, target: str) -> QuarantineEntry:
         entry = self.quarantine.release(kind, target, before_commit=self._record(
             actor, "quarantine.release", kind=kind, target=target))
@@ -175,11 +203,13 @@ class AdminActions:
 
     # Pause
 
+    @_action("pause")
     def pause(self, actor: Actor, target: Target, reason: str) -> None:
         self.pause_switch.pause(target, by=actor.caller, reason=reason,
                                 before_commit=self._record(actor, "pause", target=target,
                                                            reason=reason))
 
+    @_action("resume")
     def resume(self, actor: Actor, target: Target) -> None:
         """Conflict if it is not paused (nothing changes, nothing is recorded)."""
         if self.pause_switch.resume(target, before_commit=self._record(actor, "resume",
@@ -188,6 +218,7 @@ class AdminActions:
 
     # Policy
 
+    @_action("policy.change")
     def change_policy(self, actor: Actor, add: Sequence[str] = (), remove: Sequence[str] = ()
                       ) -> tuple[int, int]:
         """Add and remove policy lines (the policy file's format); (added, removed). Invalid for

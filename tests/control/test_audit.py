@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from control.audit import GENESIS_HASH, AuditLog, head_path_for, verify_audit_log
 from control import audit
+from control.audit import GENESIS_HASH, AuditLog, head_path_for, verify_audit_log
 from retrieval.errors import AuditWriteError
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -321,11 +322,30 @@ def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     from control.audit import verify_audit_log
 
     path = Path(args.log) if args.log else settings.audit_log
-    result = verify_audit_log(path, Path(args.head) if args.head else None)
+    result = verify_audit_log(path, Path(args.head) if args.head else None,
+                              key_path=None if args.log else settings.audit_key,
+                              anchor=Path(args.anchor) if args.anchor else None)
     for problem in result.problems:
         print(f"broken: {problem}")
-    print(f"{path}: {result.records} records, {'ok' if result.ok else 'BROKEN'}")
+    extra = "".join(f", {n} {what}" for n, what in (
+        (result.unfinished, "unfinished (their requests were not answered)"),
+        (result.failed_later, "follow-ups of failed requests")) if n)
+    print(f"{path}: {result.records} records{extra}, {'ok' if result.ok else 'BROKEN'}")
     return 0 if result.ok else 1
+
+
+def _audit_anchor(args: argparse.Namespace, settings: Settings) -> int:
+    from control.audit import anchor_of
+
+    anchor = anchor_of(settings.audit_log)
+    text = json.dumps(anchor)
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+        print(f"anchor at seq {anchor['seq']} written to {args.out}: keep it where the service "
+              "cannot write, and check later logs with `clearance audit verify --anchor FILE`")
+    else:
+        print(text)
+    return 0
 
 
 def _doc_id(value: str) -> str:
@@ -434,6 +454,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify = add("verify", _audit_verify, "check the audit log's hash chain", audit)
     verify.add_argument("--log", default=None, help="a log file other than the configured one")
     verify.add_argument("--head", default=None, help="the head file to check the log against")
+    verify.add_argument("--anchor", default=None, metavar="FILE",
+                        help="an anchor from `clearance audit anchor`: the log must still hold "
+                             "that record, however much it has grown since")
+    add("anchor", _audit_anchor, "print (or --out FILE) a signed checkpoint of the log's "
+        "head, to keep elsewhere", audit).add_argument("--out", default=None, metavar="FILE")
     return parser
 
 

@@ -80,7 +80,7 @@ def open_admin(settings: Settings, *, policy: PolicyEngine | None = None,
         return opened[0]
 
     return AdminActions(
-        audit=audit or AuditLog(settings.audit_log),
+        audit=audit or AuditLog(settings.audit_log, settings.audit_key),
         keys=keys or KeyStore(settings.keys_file),
         policy=policy or open_policy(settings),
         overrides=access.overrides if access else open_acl_overrides(settings),
@@ -121,7 +121,7 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     embedder = embedder or Embedder()
     catalog = open_catalog(settings)
     access = open_document_access(settings, catalog)
-    audit = AuditLog(settings.audit_log)
+    audit = AuditLog(settings.audit_log, settings.audit_key)
     retriever = Retriever(catalog, embedder, access, bm25=Bm25Encoder(settings.retrieval.bm25),
                           ranking=settings.retrieval.ranking())
     pause = open_pause_switch(settings)

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     casbin_policy: Path = DEFAULT_POLICY
     qdrant_url: str | None = None
     qdrant_api_key: SecretStr | None = None
+    # The key that signs audit records (control/audit.py); default data_dir/audit/audit.jsonl.key.
+    # Point it outside the data directory (a secret mount) so that whoever can write the data
+    # directory or read its backups cannot forge a log that verifies.
+    audit_key_file: Path | None = None
     ingest: IngestSettings = IngestSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     llm: LlmSettings = LlmSettings()
@@ -111,6 +115,10 @@ class Settings(BaseSettings):
         return self.data_dir / "audit" / "audit.jsonl"
 
     @property
+    def audit_key(self) -> Path:
+        return self.audit_key_file or self.audit_log.with_name(self.audit_log.name + ".key")
+
+    @property
     def keys_file(self) -> Path:
         return self.data_dir / "keys.json"
 
@@ -131,7 +139,7 @@ def config_path_from(arg: str | None) -> Path:
 def _resolve(base: Path, raw: dict[str, Any]) -> dict[str, Any]:
     """Make the file's relative paths relative to the file's directory."""
     out = dict(raw)
-    for key in ("data_dir", "casbin_model", "casbin_policy"):
+    for key in ("data_dir", "casbin_model", "casbin_policy", "audit_key_file"):
         if key in out:
             out[key] = base / out[key]
     out["sources"] = [

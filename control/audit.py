@@ -19,16 +19,26 @@ next append first writes a follow-up record for it with outcome "failed" and `am
 A request that fails after its record was written gets such a follow-up too
 (`failure_record`). A request's outcome is that of its last record (`request_outcomes`).
 
-The chain is not keyed: someone who can rewrite both files can forge a consistent log. It makes
-tampering evident, not impossible; ship the head hash elsewhere if that matters.
+Records and the head are also signed: `mac` is HMAC-SHA256, under the audit key, of the record's
+hash (of "head:SEQ:HASH" for the head). The key is made at the first append (32 random bytes,
+hex, mode 0600) in `<log>.key`, or where the config's `audit_key_file` says. So verify, with no
+flag, catches a log rewritten by someone without the key: an edited record re-hashed, a record
+inserted or appended, the whole chain rebuilt from the start, or the last records cut off with
+the head rewritten to match (a missing head, for a log with records, is a problem too). Keep the
+key where the data directory's other readers and backups cannot reach it (a secret mount):
+someone who has it can forge anything. An anchor, the head copied elsewhere (`clearance audit
+anchor`), is a checkpoint that a later, longer log still verifies against (`verify --anchor
+FILE`): it catches a log cut back to before the anchor even by someone who holds the key.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import hmac
 import json
 import os
+import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import suppress
@@ -40,7 +50,8 @@ from typing import Any, BinaryIO
 from control.errors import AuditWriteError
 
 GENESIS_HASH = "0" * 64
-CHAIN_FIELDS = ("seq", "prev_hash", "hash")
+CHAIN_FIELDS = ("seq", "prev_hash", "hash", "mac")
+_KEY_CHARS = 64  # 32 bytes, hex
 
 # Tail read size when looking for the last line; records are small, so one block is typical.
 _TAIL_BLOCK = 8192
@@ -61,15 +72,71 @@ def canonical_json(record: dict[str, Any]) -> str:
 
 
 def record_hash(record: dict[str, Any]) -> str:
-    """sha256 hex of the canonical JSON of `record` without its `hash` field."""
-    body = {k: v for k, v in record.items() if k != "hash"}
+    """sha256 hex of the canonical JSON of `record` without its `hash` and `mac` fields."""
+    body = {k: v for k, v in record.items() if k not in ("hash", "mac")}
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def record_mac(key: bytes, digest: str) -> str:
+    """The signature of a record: HMAC-SHA256 of its hash under the audit key."""
+    return hmac.new(key, f"record:{digest}".encode(), hashlib.sha256).hexdigest()
+
+
+def head_mac(key: bytes, seq: int, digest: str) -> str:
+    """The signature of a head (or an anchor) naming record `seq` with hash `digest`."""
+    return hmac.new(key, f"head:{seq}:{digest}".encode(), hashlib.sha256).hexdigest()
 
 
 def head_path_for(path: Path) -> Path:
     """The head file that sits beside a log: `<log>.head`."""
     path = Path(path)
     return path.with_name(path.name + ".head")
+
+
+def key_path_for(path: Path) -> Path:
+    """The default audit key file: `<log>.key`."""
+    path = Path(path)
+    return path.with_name(path.name + ".key")
+
+
+def read_key(path: Path) -> bytes | None:
+    """The audit key in `path`, or None if there is none; OSError if it is unreadable or not
+    a key."""
+    try:
+        text = Path(path).read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return None
+    except UnicodeDecodeError as exc:
+        raise OSError(f"audit key {path} is not a key ({exc})") from exc
+    if len(text) != _KEY_CHARS or any(c not in "0123456789abcdef" for c in text):
+        raise OSError(f"audit key {path} is not a key (64 hex characters)")
+    return bytes.fromhex(text)
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """The audit key, made (0600) if there is none yet; two processes making it at once agree
+    on one (O_EXCL)."""
+    key = read_key(path)
+    if key is not None:
+        return key
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = read_key(path)
+        if key is None:
+            raise OSError(f"audit key {path} vanished while it was being read") from None
+        return key
+    try:
+        _write_all(fd, secrets.token_hex(_KEY_CHARS // 2).encode("ascii") + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _fsync_dir(path.parent)
+    key = read_key(path)
+    assert key is not None
+    return key
 
 
 def admin_record(action: str, *, caller: str, request_id: str | None,
@@ -95,9 +162,11 @@ class VerifyResult:
 class AuditLog:
     """An append-only audit log safe to share between threads and between processes."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, key_path: Path | None = None) -> None:
         self.path = Path(path)
         self.head_path = head_path_for(self.path)
+        self.key_path = Path(key_path) if key_path else key_path_for(self.path)
+        self._key: bytes | None = None
         # Threads of this instance queue here; other processes and instances queue on flock.
         self._lock = threading.Lock()
 
@@ -117,6 +186,9 @@ class AuditLog:
 
     def _append_locked(self, record: dict[str, Any]) -> dict[str, Any]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self._key is None:
+            self._key = load_or_create_key(self.key_path)
+        key = self._key
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             # Held until close: another process appending waits here, so it reads our last line.
@@ -130,6 +202,7 @@ class AuditLog:
             for rec in records:
                 written = {**rec, "seq": last_seq + 1, "prev_hash": last_hash}
                 written["hash"] = record_hash(written)
+                written["mac"] = record_mac(key, written["hash"])
                 lines.append(canonical_json(written) + "\n")
                 last_seq, last_hash = written["seq"], written["hash"]
             try:
@@ -137,7 +210,7 @@ class AuditLog:
                 os.fsync(fd)
                 # Under the same lock, so heads from concurrent appenders cannot land out of
                 # order. The head is the commit point: a line it does not cover is not on record.
-                _write_head(self.head_path, last_seq, last_hash)
+                _write_head(self.head_path, last_seq, last_hash, key)
             except OSError:
                 # Remove the lines, partial or whole: a record must not say "ok" for a request
                 # that then fails (the head write is what fails on a full disk, after a line
@@ -262,9 +335,27 @@ def _last_record(fd: int, size: int, path: Path) -> tuple[int, str]:
     return seq, digest
 
 
-def _write_head(head: Path, seq: int, digest: str) -> None:
+def head_fields(seq: int, digest: str, key: bytes) -> dict[str, Any]:
+    """What a head (and an anchor) holds: the last record's seq and hash, signed."""
+    return {"seq": seq, "hash": digest, "mac": head_mac(key, seq, digest)}
+
+
+def anchor_of(path: Path) -> dict[str, Any]:
+    """The log's head as an anchor (seq, hash, mac): read under the appenders' lock, so it names
+    a finished append. OSError if there is no head."""
+    path = Path(path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        data = json.loads(head_path_for(path).read_bytes())
+    finally:
+        os.close(fd)
+    return {"seq": data["seq"], "hash": data["hash"], "mac": data.get("mac")}
+
+
+def _write_head(head: Path, seq: int, digest: str, key: bytes) -> None:
     tmp = head.with_name(f"{head.name}.{os.getpid()}.tmp")
-    data = json.dumps({"seq": seq, "hash": digest}).encode("utf-8")
+    data = json.dumps(head_fields(seq, digest, key)).encode("utf-8")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -294,21 +385,32 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def verify_audit_log(path: Path, head: Path | None = None) -> VerifyResult:
-    """Check the hash chain of a log and, when there is one, its head file.
+def verify_audit_log(path: Path, head: Path | None = None, *, key_path: Path | None = None,
+                     anchor: Path | None = None) -> VerifyResult:
+    """Check a log's hash chain, its records' signatures and its head (see the module docstring).
 
-    `head` defaults to `<path>.head` when that file exists; an explicit `head` that is missing
-    is a problem.
+    `head` defaults to `<path>.head` (missing: a problem once the log has records), `key_path`
+    to `<path>.key`. `anchor`, a head copied earlier: the log must still hold that record.
     """
     path = Path(path)
     problems: list[str] = []
+    key_path = Path(key_path) if key_path else key_path_for(path)
+    try:
+        key = read_key(key_path)
+    except OSError as exc:
+        key = None
+        problems.append(f"{exc}: the records' signatures cannot be checked")
+    key_problem = bool(problems)
+    bad_signatures: list[int] = []
+    anchor_info = _read_head(path, anchor, problems) if anchor is not None else None
+    hash_at_anchor: str | None = None
     records = 0
     last_line = 0
     last_seq = 0
     last_hash: str | None = GENESIS_HASH
     hash_at_head: str | None = None  # the hash of the record whose seq the head names
     failed_later = 0
-    head_info: tuple[int, str] | None = None
+    head_info: tuple[int, str, str | None] | None = None
     try:
         fd: int | None = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -351,6 +453,8 @@ def verify_audit_log(path: Path, head: Path | None = None) -> VerifyResult:
                         )
                     if record_hash(rec) != rec["hash"]:
                         problems.append(f"line {lineno}: hash mismatch (record was edited)")
+                    if key is not None and not _signed(rec, key):
+                        bad_signatures.append(lineno)
                     if rec.get("outcome") == FAILED:
                         failed_later += 1
                     if "amends" in rec:
@@ -360,6 +464,8 @@ def verify_audit_log(path: Path, head: Path | None = None) -> VerifyResult:
                                             "the seq of an earlier record")
                     if head_info is not None and seq == head_info[0]:
                         hash_at_head = rec["hash"]
+                    if anchor_info is not None and seq == anchor_info[0]:
+                        hash_at_anchor = rec["hash"]
                     # Resync on the stored values so one bad record is reported once, not on
                     # every line after it.
                     expected_seq = seq + 1
@@ -371,9 +477,35 @@ def verify_audit_log(path: Path, head: Path | None = None) -> VerifyResult:
             if fd is not None:
                 os.close(fd)
 
+    if bad_signatures:
+        shown = ", ".join(map(str, bad_signatures[:10]))
+        more = f" and {len(bad_signatures) - 10} more" if len(bad_signatures) > 10 else ""
+        problems.append(f"line(s) {shown}{more}: signature does not match (written without the "
+                        f"audit key {key_path}: forged or rewritten)")
+    if key is None and records and not key_problem:
+        problems.append(f"audit key {key_path} is missing: the records' signatures cannot be "
+                        "checked; restore the key from where it is kept")
+    if head is None and head_info is None and records and not any(
+            "head file" in p for p in problems):
+        problems.append(f"head file {head_path_for(path)} is missing: whether records were "
+                        "removed from the end cannot be checked")
+    for name, info, file in (("head", head_info, head or head_path_for(path)),
+                             ("anchor", anchor_info, anchor)):
+        if info is not None and key is not None and not _head_signed(info, key):
+            problems.append(f"{name} file {file}: signature does not match (written without the "
+                            "audit key)")
+    if anchor_info is not None:
+        anchor_seq, anchor_hash = anchor_info[:2]
+        if anchor_seq > last_seq:
+            problems.append(f"the log ends at seq {last_seq}, before the anchor's seq "
+                            f"{anchor_seq}: records were removed from the end")
+        elif anchor_seq > 0 and hash_at_anchor != anchor_hash:
+            problems.append(f"record seq {anchor_seq} does not match the anchor {anchor}: the log "
+                            "was rewritten")
+
     unfinished = 0
     if head_info is not None:
-        head_seq, head_hash = head_info
+        head_seq, head_hash = head_info[:2]
         if not log_exists and head_seq > 0:
             problems.append(f"log {path} is missing but the head says {head_seq} records exist")
         elif head_seq < last_seq and hash_at_head == head_hash and last_hash is not None:
@@ -391,8 +523,8 @@ def verify_audit_log(path: Path, head: Path | None = None) -> VerifyResult:
                         unfinished=unfinished, failed_later=failed_later)
 
 
-def _head_and_length(fd: int, path: Path, head: Path | None,
-                     problems: list[str]) -> tuple[tuple[int, str] | None, int]:
+def _head_and_length(fd: int, path: Path, head: Path | None, problems: list[str]
+                     ) -> tuple[tuple[int, str, str | None] | None, int]:
     """The head and the log's length, read under the appenders' lock (shared)."""
     fcntl.flock(fd, fcntl.LOCK_SH)
     try:
@@ -430,7 +562,18 @@ def _parse_record(raw: bytes, lineno: int, problems: list[str]) -> dict[str, Any
     return rec
 
 
-def _read_head(path: Path, head: Path | None, problems: list[str]) -> tuple[int, str] | None:
+def _signed(rec: dict[str, Any], key: bytes) -> bool:
+    mac = rec.get("mac")
+    return isinstance(mac, str) and hmac.compare_digest(mac, record_mac(key, rec["hash"]))
+
+
+def _head_signed(info: tuple[int, str, str | None], key: bytes) -> bool:
+    seq, digest, mac = info
+    return isinstance(mac, str) and hmac.compare_digest(mac, head_mac(key, seq, digest))
+
+
+def _read_head(path: Path, head: Path | None, problems: list[str]
+               ) -> tuple[int, str, str | None] | None:
     if head is None:
         head = head_path_for(path)
         if not head.exists():
@@ -438,7 +581,7 @@ def _read_head(path: Path, head: Path | None, problems: list[str]) -> tuple[int,
     head = Path(head)
     try:
         data = json.loads(head.read_bytes())
-        seq, digest = data["seq"], data["hash"]
+        seq, digest, mac = data["seq"], data["hash"], data.get("mac")
         if not isinstance(seq, int) or not isinstance(digest, str):
             raise ValueError("seq/hash have the wrong type")
     except FileNotFoundError:
@@ -450,4 +593,4 @@ def _read_head(path: Path, head: Path | None, problems: list[str]) -> tuple[int,
     except (ValueError, KeyError, TypeError) as exc:
         problems.append(f"head file {head} is unreadable: {exc}")
         return None
-    return seq, digest
+    return seq, digest, mac if isinstance(mac, str) else None

@@ -81,7 +81,8 @@ CLI_CALLS: dict[tuple[str, ...], tuple[list[str], str, int]] = {
 }
 # Commands that only read (`pause` with no TARGET shows the switch, and is in CLI_CALLS too).
 CLI_READS = {("serve",), ("index", "versions"), ("acl", "show"), ("policy", "show"),
-             ("policy", "explain"), ("quarantine", "list"), ("audit", "verify"), ("eval", "beir")}
+             ("policy", "explain"), ("quarantine", "list"), ("audit", "verify"),
+             ("audit", "anchor"), ("eval", "beir")}
 
 
 def _cli_commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()

@@ -42,5 +42,5 @@ def revoke_keys(user: UserName, scope: CanWriteKeys, services: ServicesDep,
 
 @router.get("/audit/verify")
 def verify_audit(scope: CanReadAudit, services: ServicesDep) -> dict[str, Any]:
-    result = verify_audit_log(services.settings.audit_log)
+    result = verify_audit_log(services.settings.audit_log, key_path=services.settings.audit_key)
     return {"records": result.records, "ok": result.ok, "problems": result.problems}

@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from control import audit
-from control.audit import GENESIS_HASH, AuditLog, head_path_for, verify_audit_log
+from control.audit import (
+    GENESIS_HASH,
+    AuditLog,
+    head_mac,
+    head_path_for,
+    key_path_for,
+    read_key,
+    verify_audit_log,
+)
 from retrieval.errors import AuditWriteError
 
 
@@ -32,6 +40,7 @@ def _tampered(src: Path, dst_dir: Path, lines: list[str]) -> Path:
     dst = dst_dir / "copy.log"
     dst.write_text("".join(lines), encoding="utf-8")
     shutil.copy(head_path_for(src), head_path_for(dst))
+    shutil.copy(key_path_for(src), key_path_for(dst))
     return dst
 
 
@@ -49,15 +58,18 @@ def test_append_chains_records(tmp_path: Path) -> None:
     assert (first["seq"], first["prev_hash"]) == (1, GENESIS_HASH)
     assert (second["seq"], second["prev_hash"]) == (2, first["hash"])
     assert json.loads(_lines(tmp_path / "a.log")[1]) == second
+    key = read_key(key_path_for(tmp_path / "a.log"))
+    assert key is not None
     assert json.loads(head_path_for(tmp_path / "a.log").read_text()) == {
         "seq": 2,
         "hash": second["hash"],
+        "mac": head_mac(key, 2, second["hash"]),
     }
 
 
 def test_append_adds_no_time_field(tmp_path: Path) -> None:
     written = AuditLog(tmp_path / "a.log").append({"user": "alice"})
-    assert set(written) == {"user", "seq", "prev_hash", "hash"}
+    assert set(written) == {"user", "seq", "prev_hash", "hash", "mac"}
 
 
 def test_reserved_fields_rejected(tmp_path: Path) -> None:

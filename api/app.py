@@ -13,6 +13,7 @@ from api.deps import get_request_id
 from api.errors import install_error_handlers
 from api.http_limits import install_limits
 from api.openapi import document
+from api.request_records import RequestRecords
 from api.routes import (
     access,
     admin,
@@ -77,8 +78,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         response.headers["X-Request-ID"] = get_request_id(request)
         return response
 
-    # Added last, so it runs first: oversized or throttled requests never reach the routes.
+    # Added late, so it runs early: oversized or throttled requests never reach the routes.
     install_limits(app, settings.server, services)
+    # Added last, so it runs first: a request refused by the limits is recorded too.
+    app.add_middleware(RequestRecords, audit=services.audit)
 
     for module in ROUTERS:
         app.include_router(module.router)

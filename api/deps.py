@@ -95,6 +95,7 @@ def get_scope(
     if user is None:
         _unauthorized(limits, request, request_id, "unknown or revoked API key", wrong_key=True)
     assert user is not None
+    request.state.caller = f"user:{user}"  # for the request's audit record
     wait = limits.key_wait(user)
     if wait:
         _throttled(limits, request, request_id, "too many requests with this key: the limit is "

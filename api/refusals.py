@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from control.audit import note_request_recorded
 from retrieval.errors import AuditWriteError
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class RefusalTally:
             if window is not None:
                 window.counts[(action, reason)] += 1
                 window.last_at = datetime.now(UTC)
+                note_request_recorded()  # in the window's aggregated record
             else:
                 self._windows[subject] = _Window(now + self._window_s, datetime.now(UTC),
                                                  caller, address)

@@ -41,7 +41,8 @@ import os
 import secrets
 import threading
 from collections.abc import Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,6 +62,31 @@ UNFINISHED_REASON = ("its record was written but the append did not finish (the 
                      "updated): the request was not answered")
 # At most this many unfinished records are followed up by one append.
 _MAX_FOLLOWUPS = 100
+
+
+# The seqs of the records written for the request being handled (api/request_records.py); None
+# outside a request. A list, so that threads and tasks started for the request add to it.
+_REQUEST_RECORDS: ContextVar[list[int] | None] = ContextVar("audit_records_of_request",
+                                                            default=None)
+
+
+@contextmanager
+def counting_request_records() -> Iterator[list[int]]:
+    """Collect the records written while the block runs (one request): their seqs, and 0 for a
+    request counted into an aggregated record (`note_request_recorded`)."""
+    seqs: list[int] = []
+    token = _REQUEST_RECORDS.set(seqs)
+    try:
+        yield seqs
+    finally:
+        _REQUEST_RECORDS.reset(token)
+
+
+def note_request_recorded(seq: int = 0) -> None:
+    """The request being handled is on record (`seq`), or counted into one (0)."""
+    seqs = _REQUEST_RECORDS.get()
+    if seqs is not None:
+        seqs.append(seq)
 
 
 def canonical_json(record: dict[str, Any]) -> str:
@@ -180,9 +206,11 @@ class AuditLog:
         canonical_json(record)
         with self._lock:
             try:
-                return self._append_locked(record)
+                written = self._append_locked(record)
             except OSError as exc:
                 raise AuditWriteError(f"audit log {self.path} could not be written: {exc}") from exc
+        note_request_recorded(written["seq"])
+        return written
 
     def _append_locked(self, record: dict[str, Any]) -> dict[str, Any]:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -119,9 +119,10 @@ def test_quarantine_through_api_and_cli_applies_to_everyone_until_released(dep: 
     assert "source   handbook" in clearance(dep, "quarantine", "list").stdout
     assert clearance(dep, "quarantine", "release", "--source", "handbook").returncode == 0
     assert WELCOME in seen(dep, "dave")[0]
-    actions = [r["action"] for r in audit_records(dep)]
+    records = [(r["action"], r["outcome"]) for r in audit_records(dep)]
     for action in ("quarantine.add", "quarantine.release"):
-        assert actions.count(action) == 2  # once through the API, once through the CLI
+        assert records.count((action, "ok")) == 2  # once through the API, once through the CLI
+    assert records.count(("quarantine.add", "refused")) == 1  # the unknown document
 
 
 def test_acl_override_through_the_api(dep: Deployment):

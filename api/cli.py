@@ -1,4 +1,4 @@
-"""The `clearance` command: ingest, serve, keys, index versions and rollback, audit verify."""
+"""The `clearance` command: ingest, serve, keys, index versions and rollback, audit verify, db."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from retrieval.errors import RetrievalError
 
 if TYPE_CHECKING:
     from application.admin import AdminActions
+    from control.postgres import Database
     from control.quarantine import Kind
     from policies.enforcer import PolicyEngine
 
@@ -184,7 +185,7 @@ def _policy_engine(settings: Settings) -> PolicyEngine:
 
 def _policy_show(args: argparse.Namespace, settings: Settings) -> int:
     engine = _policy_engine(settings)
-    print(f"# policy {settings.casbin_policy} version {engine.version}")
+    print(f"# policy {engine.where} version {engine.version}")
     for line in [r.line() for r in engine.policy.rules] + [
             m.line() for m in engine.policy.memberships]:
         print(line)
@@ -319,12 +320,20 @@ def _rankings(value: str) -> str:
 
 
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from application.services import open_audit
     from control.audit import verify_audit_log
 
-    path = Path(args.log) if args.log else settings.audit_log
-    result = verify_audit_log(path, Path(args.head) if args.head else None,
-                              key_path=None if args.log else settings.audit_key,
-                              anchor=Path(args.anchor) if args.anchor else None)
+    anchor = Path(args.anchor) if args.anchor else None
+    if args.log or args.head:
+        if settings.database_url and not args.log:
+            raise ValueError("--head is for a log file; the database's head is checked always")
+        path: object = Path(args.log) if args.log else settings.audit_log
+        result = verify_audit_log(Path(str(path)), Path(args.head) if args.head else None,
+                                  key_path=None if args.log else settings.audit_key,
+                                  anchor=anchor)
+    else:
+        audit = open_audit(settings)
+        path, result = audit.describe(), audit.verify(anchor)
     for problem in result.problems:
         print(f"broken: {problem}")
     extra = "".join(f", {n} {what}" for n, what in (
@@ -335,9 +344,12 @@ def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _audit_anchor(args: argparse.Namespace, settings: Settings) -> int:
-    from control.audit import anchor_of
+    from application.services import open_audit
 
-    anchor = anchor_of(settings.audit_log)
+    try:
+        anchor = open_audit(settings).anchor()
+    except OSError as exc:
+        raise ValueError(f"no anchor: {exc}") from None
     text = json.dumps(anchor)
     if args.out:
         Path(args.out).write_text(text + "\n", encoding="utf-8")
@@ -345,6 +357,59 @@ def _audit_anchor(args: argparse.Namespace, settings: Settings) -> int:
               "cannot write, and check later logs with `clearance audit verify --anchor FILE`")
     else:
         print(text)
+    return 0
+
+
+def _database(settings: Settings) -> Database:
+    from control.postgres import Database
+
+    if settings.database_url is None:
+        raise ValueError("no database_url in the config: the control plane is the files under "
+                         f"{settings.data_dir}, which need no migration")
+    return Database(settings.database_url.get_secret_value(), max_size=2)
+
+
+def _db_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from application.admin import record_database_change
+    from application.services import close_databases, open_audit
+    from control.postgres import LATEST
+
+    db = _database(settings)
+    try:
+        applied = db.migrate()
+    finally:
+        db.close()
+    for migration in applied:
+        print(f"applied {migration.version}: {migration.name}")
+    if applied:
+        record_database_change(open_audit(settings), Actor.cli(), "db.migrate",
+                               versions=[m.version for m in applied])
+        close_databases()
+    print(f"{db.where}: schema version {LATEST}" + ("" if applied else ", nothing to do"))
+    return 0
+
+
+def _db_status(args: argparse.Namespace, settings: Settings) -> int:
+    from control.postgres import LATEST
+
+    db = _database(settings)
+    try:
+        version = db.schema_version()
+    finally:
+        db.close()
+    state = "up to date" if version == LATEST else f"behind: run `clearance db migrate` ({LATEST})"
+    print(f"{db.where}: schema version {version}, {state}")
+    return 0 if version == LATEST else 1
+
+
+def _db_import(args: argparse.Namespace, settings: Settings) -> int:
+    from application.admin import record_database_change
+    from application.services import import_file_state, open_audit
+
+    copied = import_file_state(settings)
+    record_database_change(open_audit(settings), Actor.cli(), "db.import", copied=copied)
+    for name, outcome in copied.items():
+        print(f"{name}: {outcome}")
     return 0
 
 
@@ -459,6 +524,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "that record, however much it has grown since")
     add("anchor", _audit_anchor, "print (or --out FILE) a signed checkpoint of the log's "
         "head, to keep elsewhere", audit).add_argument("--out", default=None, metavar="FILE")
+
+    db = sub.add_parser("db", help="the PostgreSQL control plane (database_url)").add_subparsers(
+        dest="db_command", required=True)
+    add("migrate", _db_migrate, "apply the schema migrations this release needs", db)
+    add("status", _db_status, "the schema version, and what the database holds", db)
+    add("import", _db_import, "copy the file state (policy, keys, ACL overrides, quarantine, "
+        "pause) into the database, where it holds none yet", db)
     return parser
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from control.audit import AuditLog, counting_request_records
+from control.audit import AuditStore, counting_request_records
 from control.errors import AuditWriteError
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def request_record(scope: Scope, status: int) -> dict[str, Any]:
 
 
 class RequestRecords:
-    def __init__(self, app: ASGIApp, *, audit: AuditLog) -> None:
+    def __init__(self, app: ASGIApp, *, audit: AuditStore) -> None:
         self.app = app
         self.audit = audit
 

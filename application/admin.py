@@ -15,13 +15,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from application.build_jobs import JobRunner
 from application.errors import AdminError, Conflict, Invalid, NotFound
 from control.acl_overrides import AclOverrides
-from control.audit import AuditLog, admin_record
+from control.audit import AuditStore, admin_record
+from control.jobs import Job
 from control.keys import KeyStore
 from control.pause import PauseSwitch, Target
 from control.quarantine import Kind, Quarantine, QuarantineEntry
-from ingest.jobs import BuildRunning, Job, JobRunner
+from ingest.jobs import BuildRunning
 from ingest.settings import SourceSettings
 from policies.enforcer import PolicyEngine
 from policies.policy_file import Membership, PolicyError, Rule, parse_policy
@@ -70,7 +72,7 @@ class AdminActions:
     def __init__(
         self,
         *,
-        audit: AuditLog,
+        audit: AuditStore,
         keys: KeyStore,
         policy: PolicyEngine,
         overrides: AclOverrides,
@@ -232,6 +234,14 @@ class AdminActions:
         self._record(actor, "policy.change", add=[i.line() for i in add_items],
                      remove=[i.line() for i in remove_items], policy_before=before)()
         return added, removed
+
+
+def record_database_change(audit: AuditStore, actor: Actor, action: str, **details: Any
+                           ) -> None:
+    """The record of `clearance db migrate` or `db import` (actions on the database itself,
+    made before a policy may be in it, so without a policy version)."""
+    audit.append(admin_record(action, caller=actor.caller, request_id=actor.request_id,
+                              **details))
 
 
 def policy_lines(lines: Sequence[str], field: str) -> list[Membership | Rule]:

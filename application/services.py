@@ -1,25 +1,42 @@
-"""The composition root: builds every long-lived part of the service from the settings."""
+"""The composition root: builds every long-lived part of the service from the settings.
+
+The control plane's state (keys, policy, ACL overrides, quarantine, pause, job records, the
+audit log) lives in files under data_dir by default, or with `database_url` in PostgreSQL,
+shared by several replicas over one index; `open_*` below pick the one the settings name.
+"""
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from answers.compose import AnswerComposer
 from answers.llm import LlmClient
 from answers.redaction import Redactor
 from application.admin import AdminActions
+from application.build_jobs import JobRunner
 from application.config_watch import ConfigRules
 from application.settings import Settings
 from control.acl_overrides import AclOverrides
-from control.audit import AuditLog
+from control.audit import AuditLog, AuditStore
+from control.backend import PgStateBackend
+from control.jobs import JobRecords, JobStore, PgJobStore
 from control.keys import KeyStore
 from control.pause import PauseSwitch
+from control.pg_audit import PgAuditLog
+from control.pg_state import seed_document
+from control.policy_store import policy_document
+from control.postgres import Database
 from control.quarantine import Quarantine
-from ingest.jobs import JobRunner
 from policies.enforcer import PolicyEngine
+from policies.policy_file import parse_policy
 from retrieval.access import DocumentAccess
 from retrieval.bm25 import Bm25Encoder
 from retrieval.embedder import Embedder
+from retrieval.readiness import Unwritable, audit_log_problem, filesystem_problem
 from retrieval.retriever import Retriever
 from retrieval.service import RetrievalService
 from retrieval.store import VectorBackend
@@ -42,19 +59,107 @@ def open_catalog(settings: Settings, backend: VectorBackend | None = None) -> Ve
     return VersionCatalog(settings.data_dir / "versions", backend or open_backend(settings))
 
 
+_databases: dict[str, Database] = {}
+_databases_lock = threading.Lock()
+
+
+def open_database(settings: Settings) -> Database:
+    """The control-plane database of `database_url`, one pool per process, its schema checked
+    (DatabaseError names `clearance db migrate` if it is behind)."""
+    assert settings.database_url is not None
+    url = settings.database_url.get_secret_value()
+    with _databases_lock:
+        db = _databases.get(url)
+        if db is None:
+            db = Database(url)
+            try:
+                db.check_schema()
+            except Exception:
+                db.close()
+                raise
+            _databases[url] = db
+        return db
+
+
+def close_databases() -> None:
+    """Close every pool opened by open_database (tests, before their server stops)."""
+    with _databases_lock:
+        dbs = list(_databases.values())
+        _databases.clear()
+    for db in dbs:
+        db.close()
+
+
+def _state(settings: Settings, file: Path) -> Path | PgStateBackend:
+    """Where one state document lives: `file`, or the control-plane database."""
+    return PgStateBackend(open_database(settings)) if settings.database_url else file
+
+
 def open_acl_overrides(settings: Settings) -> AclOverrides:
     """Per-document ACLs set with `clearance acl set`, shared by the server, CLI and builds."""
-    return AclOverrides(settings.data_dir / "document_acls.json")
+    return AclOverrides(_state(settings, settings.data_dir / "document_acls.json"))
 
 
 def open_quarantine(settings: Settings) -> Quarantine:
     """Documents and sources out of every caller's results, shared by the server and CLI."""
-    return Quarantine(settings.data_dir / "quarantine.json")
+    return Quarantine(_state(settings, settings.data_dir / "quarantine.json"))
 
 
 def open_pause_switch(settings: Settings) -> PauseSwitch:
     """Whether generation or the whole service is paused, shared by the server and CLI."""
-    return PauseSwitch(settings.pause_file)
+    return PauseSwitch(_state(settings, settings.pause_file))
+
+
+def open_keys(settings: Settings) -> KeyStore:
+    return KeyStore(_state(settings, settings.keys_file))
+
+
+def open_audit(settings: Settings) -> AuditStore:
+    if settings.database_url:
+        return PgAuditLog(open_database(settings), settings.audit_key)
+    return AuditLog(settings.audit_log, settings.audit_key)
+
+
+def open_job_store(settings: Settings) -> JobRecords:
+    if settings.database_url:
+        return PgJobStore(open_database(settings))
+    return JobStore(settings.data_dir / "jobs")
+
+
+def open_jobs(settings: Settings) -> JobRunner:
+    return JobRunner(settings.config_path, settings.data_dir, open_job_store(settings))
+
+
+def import_file_state(settings: Settings) -> dict[str, str]:
+    """Copy the policy, keys, ACL overrides, quarantine and pause from their files into the
+    database, each only where the database holds none yet (nothing is overwritten); each file
+    is read and checked first, as the service would read it. What happened to each."""
+    db = open_database(settings)
+    files: dict[str, tuple[Path, Callable[[Path], object]]] = {
+        "policy": (settings.casbin_policy, lambda p: parse_policy(p.read_text("utf-8"), p)),
+        "keys": (settings.keys_file, lambda p: KeyStore(p).users()),
+        "acl_overrides": (settings.data_dir / "document_acls.json",
+                          lambda p: AclOverrides(p).current()),
+        "quarantine": (settings.data_dir / "quarantine.json", lambda p: Quarantine(p).entries()),
+        "pause": (settings.pause_file, _readable_pause),
+    }
+    outcomes: dict[str, str] = {}
+    for name, (path, check) in files.items():
+        if not path.exists():
+            outcomes[name] = f"no file {path}, nothing to copy"
+            continue
+        check(path)
+        raw = path.read_text("utf-8") if name == "policy" else json.loads(path.read_bytes())
+        copied = seed_document(db, name, raw)
+        outcomes[name] = (f"copied from {path}" if copied
+                          else "the database holds it already; left as it is")
+    return outcomes
+
+
+def _readable_pause(path: Path) -> None:
+    state = PauseSwitch(path).current()
+    if state.problem is not None:
+        raise ValueError(state.problem)
 
 
 def open_document_access(settings: Settings, catalog: VersionCatalog) -> DocumentAccess:
@@ -63,12 +168,13 @@ def open_document_access(settings: Settings, catalog: VersionCatalog) -> Documen
 
 
 def open_policy(settings: Settings) -> PolicyEngine:
-    return PolicyEngine(settings.casbin_model, settings.casbin_policy)
+    return PolicyEngine(settings.casbin_model,
+                        policy_document(_state(settings, settings.casbin_policy)))
 
 
 def open_admin(settings: Settings, *, policy: PolicyEngine | None = None,
                access: DocumentAccess | None = None, catalog: VersionCatalog | None = None,
-               jobs: JobRunner | None = None, audit: AuditLog | None = None,
+               jobs: JobRunner | None = None, audit: AuditStore | None = None,
                keys: KeyStore | None = None, pause: PauseSwitch | None = None) -> AdminActions:
     """The admin use cases; what is not given is opened from the settings (the CLI's case: the
     index catalog only when an action needs it)."""
@@ -80,16 +186,15 @@ def open_admin(settings: Settings, *, policy: PolicyEngine | None = None,
         return opened[0]
 
     return AdminActions(
-        audit=audit or AuditLog(settings.audit_log, settings.audit_key),
-        keys=keys or KeyStore(settings.keys_file),
+        audit=audit or open_audit(settings),
+        keys=keys or open_keys(settings),
         policy=policy or open_policy(settings),
         overrides=access.overrides if access else open_acl_overrides(settings),
         quarantine=access.quarantine if access else open_quarantine(settings),
         pause=pause or open_pause_switch(settings),
         catalog=the_catalog,
         sources=access.sources if access else (lambda: settings.sources),
-        jobs=(lambda: jobs) if jobs else (lambda: JobRunner(settings.config_path,
-                                                             settings.data_dir)),
+        jobs=(lambda: jobs) if jobs else (lambda: open_jobs(settings)),
     )
 
 
@@ -106,10 +211,24 @@ class Services:
     retriever: Retriever
     retrieval: RetrievalService
     jobs: JobRunner
-    audit: AuditLog
+    audit: AuditStore
     pause: PauseSwitch
     composer: AnswerComposer
     admin: AdminActions
+
+    def audit_problem(self) -> Unwritable | None:
+        """Why an audit record could not be written now, or None (for /healthz, and before a
+        pause or resume)."""
+        if self.settings.database_url:
+            problem = open_database(self.settings).problem()
+            return None if problem is None else Unwritable(problem)
+        return audit_log_problem(self.settings.audit_log)
+
+    def pause_problem(self) -> Unwritable | None:
+        """Why the pause switch could not be changed now, or None."""
+        if self.settings.database_url:
+            return self.audit_problem()
+        return filesystem_problem(self.settings.pause_file.parent, "the pause file")
 
     def close(self) -> None:
         self.composer.close()
@@ -121,7 +240,7 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     embedder = embedder or Embedder()
     catalog = open_catalog(settings)
     access = open_document_access(settings, catalog)
-    audit = AuditLog(settings.audit_log, settings.audit_key)
+    audit = open_audit(settings)
     retriever = Retriever(catalog, embedder, access, bm25=Bm25Encoder(settings.retrieval.bm25),
                           ranking=settings.retrieval.ranking())
     pause = open_pause_switch(settings)
@@ -130,8 +249,8 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     composer = AnswerComposer(embedder, settings.retrieval, settings.answers, llm=llm,
                               redactor=redactor, pause=pause)
     policy = open_policy(settings)
-    keys = KeyStore(settings.keys_file)
-    jobs = JobRunner(settings.config_path, settings.data_dir)
+    keys = open_keys(settings)
+    jobs = open_jobs(settings)
     return Services(
         settings=settings,
         embedder=embedder,

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     # Point it outside the data directory (a secret mount) so that whoever can write the data
     # directory or read its backups cannot forge a log that verifies.
     audit_key_file: Path | None = None
+    # The PostgreSQL control plane (keys, policy, overrides, quarantine, pause, jobs, audit),
+    # e.g. "postgresql://clearance@db/clearance"; unset: files under data_dir. Several
+    # `clearance serve` replicas over one index share it. `clearance db migrate` sets it up.
+    database_url: SecretStr | None = None
     ingest: IngestSettings = IngestSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     llm: LlmSettings = LlmSettings()

@@ -201,8 +201,8 @@ def bench(root: Path, args: argparse.Namespace, kinds: list[str]) -> int:
     config_text = config.read_text(encoding="utf-8")
     assert config_text.count(OLD_RULE) == 1, "the handbook rule is not where expected"
     revoked_config = config_text.replace(OLD_RULE, NEW_RULE)
-    overrides = AclOverrides(settings.data_dir / "document_acls.json")
-    overrides_path = overrides.path
+    overrides_path = settings.data_dir / "document_acls.json"
+    overrides = AclOverrides(overrides_path)
 
     results: dict[str, dict[str, list[float]]] = {
         k: {"latency": [], "restore": [], "polls": [], "restore_polls": [], "change": []}

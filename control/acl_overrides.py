@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from control.backend import PgStateBackend, open_document
 from control.errors import StateUnreadable
-from control.state_file import JsonStateFile
 from policies.principals import check_principals
 
 Acl = tuple[str, ...]
@@ -27,8 +27,8 @@ def _parse(raw: Any) -> dict[str, Acl]:
     return {str(doc): tuple(_check_acl(acl)) for doc, acl in raw.items()}
 
 
-def _unreadable(path: Path, exc: Exception) -> StateUnreadable:
-    return StateUnreadable(f"document ACL overrides {path} cannot be read ({exc}); fix or remove "
+def _unreadable(where: object, exc: Exception) -> StateUnreadable:
+    return StateUnreadable(f"document ACL overrides {where} cannot be read ({exc}); fix or remove "
                            "the file (`clearance acl` rewrites it)")
 
 
@@ -39,11 +39,13 @@ def _check_acl(acl: object) -> list[str]:
 
 
 class AclOverrides:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file = JsonStateFile(
-            path, parse=_parse, unreadable=_unreadable, what="document ACL overrides",
+    def __init__(self, where: Path | PgStateBackend) -> None:
+        self._file = open_document(
+            where, "acl_overrides", parse=_parse, unreadable=_unreadable,
+            what="document ACL overrides",
             dump=lambda acls: {doc: list(acl) for doc, acl in sorted(acls.items())})
+        self.where = self._file.where
+        self.path = None if isinstance(where, PgStateBackend) else Path(where)  # the file
 
     def current(self) -> tuple[object, dict[str, Acl]]:
         """(a key that changes with the file, doc id → ACL)."""

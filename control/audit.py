@@ -40,13 +40,13 @@ import json
 import os
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from control.errors import AuditWriteError
 
@@ -185,6 +185,19 @@ class VerifyResult:
     failed_later: int = 0
 
 
+class AuditStore(Protocol):
+    """The audit log wherever it is kept: a file (AuditLog) or the PostgreSQL control plane
+    (control/pg_audit.PgAuditLog)."""
+
+    def append(self, record: dict[str, Any]) -> dict[str, Any]: ...
+
+    def verify(self, anchor: Path | None = None) -> VerifyResult: ...
+
+    def anchor(self) -> dict[str, Any]: ...
+
+    def describe(self) -> str: ...
+
+
 class AuditLog:
     """An append-only audit log safe to share between threads and between processes."""
 
@@ -211,6 +224,17 @@ class AuditLog:
                 raise AuditWriteError(f"audit log {self.path} could not be written: {exc}") from exc
         note_request_recorded(written["seq"])
         return written
+
+    def verify(self, anchor: Path | None = None) -> VerifyResult:
+        """verify_audit_log on this log, its head and its key."""
+        return verify_audit_log(self.path, key_path=self.key_path, anchor=anchor)
+
+    def anchor(self) -> dict[str, Any]:
+        """The head as an anchor (anchor_of)."""
+        return anchor_of(self.path)
+
+    def describe(self) -> str:
+        return str(self.path)
 
     def _append_locked(self, record: dict[str, Any]) -> dict[str, Any]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -423,22 +447,10 @@ def verify_audit_log(path: Path, head: Path | None = None, *, key_path: Path | N
     path = Path(path)
     problems: list[str] = []
     key_path = Path(key_path) if key_path else key_path_for(path)
-    try:
-        key = read_key(key_path)
-    except OSError as exc:
-        key = None
-        problems.append(f"{exc}: the records' signatures cannot be checked")
+    key = _verify_key(key_path, problems)
     key_problem = bool(problems)
-    bad_signatures: list[int] = []
     anchor_info = _read_head(path, anchor, problems) if anchor is not None else None
-    hash_at_anchor: str | None = None
-    records = 0
-    last_line = 0
-    last_seq = 0
-    last_hash: str | None = GENESIS_HASH
-    hash_at_head: str | None = None  # the hash of the record whose seq the head names
-    failed_later = 0
-    head_info: tuple[int, str, str | None] | None = None
+    check: ChainCheck | None = None
     try:
         fd: int | None = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -449,106 +461,159 @@ def verify_audit_log(path: Path, head: Path | None = None, *, key_path: Path | N
     log_exists = fd is not None or path.exists()
     if fd is None:
         head_info = _read_head(path, head, problems)
+        check = ChainCheck(key, problems, key_problem=key_problem)
     else:
         try:
             # The head and the log's length are read under the appenders' lock, shared: a
             # whole append is then either in both or in neither. The log is read after, up to
             # that length, while appends go on (the part before it does not change).
             head_info, size = _head_and_length(fd, path, head, problems)
+            check = ChainCheck(key, problems, head_info, anchor_info, key_problem=key_problem)
             with os.fdopen(fd, "rb") as f:
                 fd = None
-                expected_seq = 1
-                # None after a broken line: the next record's prev_hash cannot be checked.
-                prev: str | None = GENESIS_HASH
-                for lineno, raw in enumerate(_lines_up_to(f, size), start=1):
-                    last_line = lineno
-                    if not raw.endswith(b"\n"):
-                        problems.append(f"line {lineno}: incomplete last line (no newline)")
-                        prev, last_hash = None, None
-                        break
-                    rec = _parse_record(raw, lineno, problems)
-                    if rec is None:
-                        expected_seq += 1
-                        prev, last_hash = None, None
-                        continue
-                    records += 1
-                    seq = rec["seq"]
-                    if seq != expected_seq:
-                        problems.append(f"line {lineno}: seq is {seq}, expected {expected_seq}")
-                    if prev is not None and rec["prev_hash"] != prev:
-                        problems.append(
-                            f"line {lineno}: prev_hash does not match the hash of the line before"
-                        )
-                    if record_hash(rec) != rec["hash"]:
-                        problems.append(f"line {lineno}: hash mismatch (record was edited)")
-                    if key is not None and not _signed(rec, key):
-                        bad_signatures.append(lineno)
-                    if rec.get("outcome") == FAILED:
-                        failed_later += 1
-                    if "amends" in rec:
-                        amends = rec["amends"]
-                        if not isinstance(amends, int) or not 0 < amends < seq:
-                            problems.append(f"line {lineno}: amends {amends!r}, which is not "
-                                            "the seq of an earlier record")
-                    if head_info is not None and seq == head_info[0]:
-                        hash_at_head = rec["hash"]
-                    if anchor_info is not None and seq == anchor_info[0]:
-                        hash_at_anchor = rec["hash"]
-                    # Resync on the stored values so one bad record is reported once, not on
-                    # every line after it.
-                    expected_seq = seq + 1
-                    prev = rec["hash"]
-                    last_seq, last_hash = seq, rec["hash"]
+                check.read(_lines_up_to(f, size))
         except OSError as exc:
             problems.append(f"log {path} could not be read: {exc}")
+            check = check or ChainCheck(key, problems, key_problem=key_problem)
         finally:
             if fd is not None:
                 os.close(fd)
-
-    if bad_signatures:
-        shown = ", ".join(map(str, bad_signatures[:10]))
-        more = f" and {len(bad_signatures) - 10} more" if len(bad_signatures) > 10 else ""
-        problems.append(f"line(s) {shown}{more}: signature does not match (written without the "
-                        f"audit key {key_path}: forged or rewritten)")
-    if key is None and records and not key_problem:
-        problems.append(f"audit key {key_path} is missing: the records' signatures cannot be "
-                        "checked; restore the key from where it is kept")
-    if head is None and head_info is None and records and not any(
+    if head is None and head_info is None and check.records and not any(
             "head file" in p for p in problems):
         problems.append(f"head file {head_path_for(path)} is missing: whether records were "
                         "removed from the end cannot be checked")
-    for name, info, file in (("head", head_info, head or head_path_for(path)),
-                             ("anchor", anchor_info, anchor)):
-        if info is not None and key is not None and not _head_signed(info, key):
-            problems.append(f"{name} file {file}: signature does not match (written without the "
-                            "audit key)")
-    if anchor_info is not None:
-        anchor_seq, anchor_hash = anchor_info[:2]
-        if anchor_seq > last_seq:
-            problems.append(f"the log ends at seq {last_seq}, before the anchor's seq "
-                            f"{anchor_seq}: records were removed from the end")
-        elif anchor_seq > 0 and hash_at_anchor != anchor_hash:
-            problems.append(f"record seq {anchor_seq} does not match the anchor {anchor}: the log "
-                            "was rewritten")
+    if head_info is not None and not log_exists and head_info[0] > 0:
+        problems.append(f"log {path} is missing but the head says {head_info[0]} records exist")
+        head_info = None
+    return check.result(key_path=key_path, head=(head_info, head or head_path_for(path)),
+                        anchor=(anchor_info, anchor))
 
-    unfinished = 0
-    if head_info is not None:
-        head_seq, head_hash = head_info[:2]
-        if not log_exists and head_seq > 0:
-            problems.append(f"log {path} is missing but the head says {head_seq} records exist")
-        elif head_seq < last_seq and hash_at_head == head_hash and last_hash is not None:
-            # The head is the commit point: records after it were written by appends that did
-            # not finish, so their requests failed. Not a break; the next append says so.
-            unfinished = last_seq - head_seq
-        elif (head_seq, head_hash) != (last_seq, last_hash):
-            where = f"line {last_line}" if last_line else "the empty log"
-            problems.append(
-                f"head mismatch: head says seq {head_seq} hash {head_hash[:12]}…, "
-                f"{where} ends with seq {last_seq} (records removed from the end?)"
-            )
 
-    return VerifyResult(ok=not problems, records=records, problems=problems,
-                        unfinished=unfinished, failed_later=failed_later)
+def _verify_key(key_path: Path, problems: list[str]) -> bytes | None:
+    try:
+        return read_key(key_path)
+    except OSError as exc:
+        problems.append(f"{exc}: the records' signatures cannot be checked")
+        return None
+
+
+HeadInfo = tuple[int, str, str | None]
+
+
+class ChainCheck:
+    """The checks of `verify_audit_log` over a sequence of lines, wherever they are kept (a
+    file, or the PostgreSQL backend's rows): seq order, the hash chain, each record's hash and
+    signature, follow-ups, and at the end the head and an anchor."""
+
+    def __init__(self, key: bytes | None, problems: list[str],
+                 head_info: HeadInfo | None = None, anchor_info: HeadInfo | None = None, *,
+                 key_problem: bool = False) -> None:
+        self.key = key
+        self.key_problem = key_problem  # the key could not be read (already a problem)
+        self.problems = problems
+        self.head_info = head_info
+        self.anchor_info = anchor_info
+        self.records = 0
+        self.failed_later = 0
+        self.bad_signatures: list[int] = []
+        self.last_line = 0
+        self.last_seq = 0
+        self.last_hash: str | None = GENESIS_HASH
+        self.hash_at_head: str | None = None  # the hash of the record whose seq the head names
+        self.hash_at_anchor: str | None = None
+
+    def read(self, lines: Iterable[bytes]) -> None:
+        problems = self.problems
+        expected_seq = 1
+        # None after a broken line: the next record's prev_hash cannot be checked.
+        prev: str | None = GENESIS_HASH
+        for lineno, raw in enumerate(lines, start=1):
+            self.last_line = lineno
+            if not raw.endswith(b"\n"):
+                problems.append(f"line {lineno}: incomplete last line (no newline)")
+                prev, self.last_hash = None, None
+                break
+            rec = _parse_record(raw, lineno, problems)
+            if rec is None:
+                expected_seq += 1
+                prev, self.last_hash = None, None
+                continue
+            self.records += 1
+            seq = rec["seq"]
+            if seq != expected_seq:
+                problems.append(f"line {lineno}: seq is {seq}, expected {expected_seq}")
+            if prev is not None and rec["prev_hash"] != prev:
+                problems.append(
+                    f"line {lineno}: prev_hash does not match the hash of the line before"
+                )
+            if record_hash(rec) != rec["hash"]:
+                problems.append(f"line {lineno}: hash mismatch (record was edited)")
+            if self.key is not None and not _signed(rec, self.key):
+                self.bad_signatures.append(lineno)
+            if rec.get("outcome") == FAILED:
+                self.failed_later += 1
+            if "amends" in rec:
+                amends = rec["amends"]
+                if not isinstance(amends, int) or not 0 < amends < seq:
+                    problems.append(f"line {lineno}: amends {amends!r}, which is not "
+                                    "the seq of an earlier record")
+            if self.head_info is not None and seq == self.head_info[0]:
+                self.hash_at_head = rec["hash"]
+            if self.anchor_info is not None and seq == self.anchor_info[0]:
+                self.hash_at_anchor = rec["hash"]
+            # Resync on the stored values so one bad record is reported once, not on
+            # every line after it.
+            expected_seq = seq + 1
+            prev = rec["hash"]
+            self.last_seq, self.last_hash = seq, rec["hash"]
+
+    def result(self, *, key_path: object, head: tuple[HeadInfo | None, object],
+               anchor: tuple[HeadInfo | None, object]) -> VerifyResult:
+        """The verdict; `head` and `anchor` are (what was read, where it came from)."""
+        problems = self.problems
+        if self.bad_signatures:
+            shown = ", ".join(map(str, self.bad_signatures[:10]))
+            more = (f" and {len(self.bad_signatures) - 10} more"
+                    if len(self.bad_signatures) > 10 else "")
+            problems.append(f"line(s) {shown}{more}: signature does not match (written without "
+                            f"the audit key {key_path}: forged or rewritten)")
+        if self.key is None and self.records and not self.key_problem:
+            problems.append(f"audit key {key_path} is missing: the records' signatures cannot "
+                            "be checked; restore the key from where it is kept")
+        for name, (info, where) in (("head", head), ("anchor", anchor)):
+            if info is not None and self.key is not None and not _head_signed(info, self.key):
+                problems.append(f"{name} {_where(name, where)}: signature does not match "
+                                "(written without the audit key)")
+        anchor_info, anchor_where = anchor
+        if anchor_info is not None:
+            anchor_seq, anchor_hash = anchor_info[:2]
+            if anchor_seq > self.last_seq:
+                problems.append(f"the log ends at seq {self.last_seq}, before the anchor's seq "
+                                f"{anchor_seq}: records were removed from the end")
+            elif anchor_seq > 0 and self.hash_at_anchor != anchor_hash:
+                problems.append(f"record seq {anchor_seq} does not match the anchor "
+                                f"{anchor_where}: the log was rewritten")
+        unfinished = 0
+        head_info = head[0]
+        if head_info is not None:
+            head_seq, head_hash = head_info[:2]
+            if (head_seq < self.last_seq and self.hash_at_head == head_hash
+                    and self.last_hash is not None):
+                # The head is the commit point: records after it were written by appends that
+                # did not finish, so their requests failed. Not a break; the next append says so.
+                unfinished = self.last_seq - head_seq
+            elif (head_seq, head_hash) != (self.last_seq, self.last_hash):
+                where = f"line {self.last_line}" if self.last_line else "the empty log"
+                problems.append(
+                    f"head mismatch: head says seq {head_seq} hash {head_hash[:12]}…, "
+                    f"{where} ends with seq {self.last_seq} (records removed from the end?)"
+                )
+        return VerifyResult(ok=not problems, records=self.records, problems=problems,
+                            unfinished=unfinished, failed_later=self.failed_later)
+
+
+def _where(name: str, where: object) -> str:
+    return f"file {where}" if isinstance(where, Path) else str(where)
 
 
 def _head_and_length(fd: int, path: Path, head: Path | None, problems: list[str]

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from control.backend import PgStateBackend, open_document
 from control.errors import StateUnreadable
-from control.state_file import JsonStateFile
 
 KEY_PREFIX = "clr_"
 USER_PRINCIPAL_PREFIX = "user:"
@@ -67,19 +67,20 @@ def _parse(raw: Any) -> list[dict[str, Any]]:
     return keys
 
 
-def _unreadable(path: Path, exc: Exception) -> KeyStoreError:
-    if isinstance(exc, OSError):
-        return KeyStoreError(f"API key file {path} could not be read: {exc}")
-    return KeyStoreError(f"API key file {path} is corrupt: {exc}")
+def _unreadable(where: object, exc: Exception) -> KeyStoreError:
+    if not isinstance(exc, ValueError | KeyError | TypeError):  # I/O, or the database
+        return KeyStoreError(f"API key file {where} could not be read: {exc}")
+    return KeyStoreError(f"API key file {where} is corrupt: {exc}")
 
 
 class KeyStore:
     """Create, revoke and authenticate API keys kept in one JSON file (a JsonStateFile, 0600)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._file = JsonStateFile(self.path, parse=_parse, dump=lambda keys: {"keys": keys},
+    def __init__(self, where: Path | PgStateBackend) -> None:
+        self._file = open_document(where, "keys", parse=_parse, dump=lambda keys: {"keys": keys},
                                    unreadable=_unreadable, what="API key file", mode=0o600)
+        self.where = self._file.where
+        self.path = None if isinstance(where, PgStateBackend) else Path(where)  # the file
 
     def create(self, user: str, before_commit: Callable[[], None] | None = None) -> str:
         """Add a key for `user` and return the plaintext key, which is not stored anywhere."""
@@ -114,6 +115,11 @@ class KeyStore:
     def users(self) -> list[str]:
         """The users with at least one active key."""
         return sorted({e["user"] for e in self._file.current()[1] if e["revoked_at"] is None})
+
+    def active_keys(self, user: str) -> int:
+        """How many active keys `user` holds."""
+        return sum(1 for e in self._file.current()[1]
+                   if e["user"] == user and e["revoked_at"] is None)
 
     def authenticate(self, key: str) -> str | None:
         """The user name of an active key, or None. Raises KeyStoreError if the file is corrupt."""

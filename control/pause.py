@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from control.backend import PgStateBackend, open_document
 from control.errors import StateUnreadable
-from control.state_file import JsonStateFile
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,8 @@ def _parse(raw: Any) -> PauseState:
     return PauseState(generation, service)
 
 
-def _damaged(path: Path, exc: Exception) -> PauseState:
-    problem = (f"pause file {path} cannot be read ({exc}); fix or delete it, or set the pause "
+def _damaged(where: object, exc: Exception) -> PauseState:
+    problem = (f"pause file {where} cannot be read ({exc}); fix or delete it, or set the pause "
                "again")
     log.error("%s", problem)
     return PauseState(problem=problem)
@@ -75,11 +75,12 @@ def _dump(state: PauseState) -> dict[str, Any]:
 
 
 class PauseSwitch:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file = JsonStateFile(path, parse=_parse, dump=_dump, fallback=_damaged,
+    def __init__(self, where: Path | PgStateBackend) -> None:
+        self._file = open_document(where, "pause", parse=_parse, dump=_dump, fallback=_damaged,
                                    unreadable=lambda p, e: StateUnreadable(str(e)),
                                    what="pause file")
+        self.where = self._file.where
+        self.path = None if isinstance(where, PgStateBackend) else Path(where)  # the file
 
     def current(self) -> PauseState:
         return self._file.current()[1]

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from control.backend import PgStateBackend, open_document
 from control.errors import StateUnreadable
-from control.state_file import JsonStateFile
 
 Kind = Literal["document", "source"]
 
@@ -50,17 +50,18 @@ def _parse(raw: Any) -> list[QuarantineEntry]:
     return entries
 
 
-def _unreadable(path: Path, exc: Exception) -> StateUnreadable:
-    return StateUnreadable(f"quarantine file {path} cannot be read ({exc}); fix it or restore it "
+def _unreadable(where: object, exc: Exception) -> StateUnreadable:
+    return StateUnreadable(f"quarantine file {where} cannot be read ({exc}); fix it or restore it "
                            "from backup")
 
 
 class Quarantine:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file = JsonStateFile(path, parse=_parse, unreadable=_unreadable,
+    def __init__(self, where: Path | PgStateBackend) -> None:
+        self._file = open_document(where, "quarantine", parse=_parse, unreadable=_unreadable,
                                    dump=lambda es: {"entries": [asdict(e) for e in es]},
                                    what="quarantine file")
+        self.where = self._file.where
+        self.path = None if isinstance(where, PgStateBackend) else Path(where)  # the file
 
     def entries(self) -> list[QuarantineEntry]:
         return list(self._file.current()[1])

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from control.errors import StateWriteError, is_full
 
@@ -104,6 +104,25 @@ class Change(Generic[T]):
     commit: bool = True
 
 
+class StateDocument(Protocol[T]):
+    """One piece of the control plane's mutable state, wherever it is kept: a JSON file under
+    data_dir (JsonStateFile) or a row in PostgreSQL (control/pg_state.PgStateDocument). Both
+    pass tests/control/test_control_plane_contract.py."""
+
+    where: str  # for messages: the file, or the row and database
+
+    def current(self) -> tuple[object, T]:
+        """(a stamp that changes with every change, from any process, the value)."""
+        ...
+
+    def change(self, before_commit: Callable[[], None] | None = None
+               ) -> contextlib.AbstractContextManager[Change[T]]:
+        """Edit the value as it is now, excluding every other change until done; the value is
+        replaced if `commit` stays True, once `before_commit` has run (if it raises, nothing
+        changes). StateWriteError if it cannot be written."""
+        ...
+
+
 class JsonStateFile(Generic[T]):
     """A value kept in one JSON file (see the module docstring).
 
@@ -112,6 +131,8 @@ class JsonStateFile(Generic[T]):
     what `unreadable(path, exc)` returns, and nothing is cached, so no stale value outlives a
     damaged file; with `fallback`, a damaged file reads as `fallback(path, exc)` instead (the
     pause switch: a damaged file counts as paused). `dump` turns the value back into JSON.
+    With `text`, the file is UTF-8 text rather than JSON (the policy file): `parse` gets the
+    text and `dump` returns it.
     """
 
     def __init__(
@@ -124,8 +145,11 @@ class JsonStateFile(Generic[T]):
         what: str,
         mode: int = 0o644,
         fallback: Callable[[Path, Exception], T] | None = None,
+        text: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.where = str(self.path)
+        self._text = text
         self._parse = parse
         self._dump = dump
         self._unreadable = unreadable
@@ -149,7 +173,8 @@ class JsonStateFile(Generic[T]):
     def _read(self) -> T:
         try:
             try:
-                raw = json.loads(self.path.read_bytes())
+                data = self.path.read_bytes()
+                raw = data.decode("utf-8") if self._text else json.loads(data)
             except FileNotFoundError:
                 raw = None
             return self._parse(raw)
@@ -158,9 +183,14 @@ class JsonStateFile(Generic[T]):
                 return self._fallback(self.path, exc)
             raise self._unreadable(self.path, exc) from exc
 
+    def _encode(self, value: T) -> bytes:
+        dumped = self._dump(value)
+        return dumped.encode("utf-8") if self._text else json_bytes(dumped)
+
     @contextlib.contextmanager
     def change(self, before_commit: Callable[[], None] | None = None) -> Iterator[Change[T]]:
         """Read the file fresh under the lock, let the block edit it, and write the result.
+        The block sees the value as parsed now, never a cached one.
 
         `before_commit` (an audit record) runs once the new file is complete but before it is in
         place; if it raises, nothing changes. StateWriteError if the file cannot be written.
@@ -172,8 +202,7 @@ class JsonStateFile(Generic[T]):
                 return
             step = "write"
             try:
-                with replacing_file(self.path, json_bytes(self._dump(change.value)),
-                                    mode=self._mode):
+                with replacing_file(self.path, self._encode(change.value), mode=self._mode):
                     step = "put in place"  # the new file is complete; the old one still rules
                     if before_commit is not None:
                         before_commit()

@@ -157,10 +157,9 @@ def evaluate(dataset: BeirDataset, root: Path, *, embedder: Embedder, permission
              progress: Callable[[str], None] = lambda _: None) -> EvalReport:
     """Ingest the corpus once, then score each ranking in `rankings` (names from RANKINGS;
     default all) and the deployment's default ranking, as each user."""
-    from application.services import open_catalog, open_document_access
+    from application.services import open_catalog, open_document_access, open_policy
     from application.settings import load_settings
     from ingest.pipeline import build_index_version
-    from policies.enforcer import PolicyEngine
     from retrieval.scope import scope_for
 
     users = PERMISSION_USERS if permissions else PLAIN_USERS
@@ -180,7 +179,7 @@ def evaluate(dataset: BeirDataset, root: Path, *, embedder: Embedder, permission
     chosen = {name: RANKINGS[name] for name in (rankings or RANKINGS)}
     chosen.setdefault(ranking_name(default), default)
     access = open_document_access(settings, catalog)
-    policy = PolicyEngine(settings.casbin_model, settings.casbin_policy)
+    policy = open_policy(settings)
     queries = list(dataset.queries.items())[:max_queries]
     scores = {name: {user: UserScores() for user in users} for name in chosen}
     started = time.monotonic()

@@ -1,8 +1,9 @@
 """Who a caller is, in principals per tenant, what they are denied, and which admin actions they
 may take: the only module that runs Casbin.
 
-The policy file is read by policies/policy_file.py (our format, checked line by line) and handed
-to a Casbin enforcer built from the model file. Both files are re-read when either changes; a
+The policy text (the policy file, or its row in the PostgreSQL control plane: one state document,
+control/backend.py) is parsed by policies/policy_file.py (our format, checked line by line) and
+handed to a Casbin enforcer built from the model file. Both are re-read when either changes; a
 policy that stops loading leaves the last good one in force and logs why.
 """
 
@@ -12,8 +13,11 @@ import hashlib
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import casbin
 
@@ -23,7 +27,7 @@ from policies.policy_file import (
     Policy,
     PolicyError,
     Rule,
-    edit_policy_file,
+    edit_policy_text,
     is_document_object,
     parse_policy,
 )
@@ -59,37 +63,58 @@ class _Loaded:
     enforcer: casbin.Enforcer
     policy: Policy
     version: str
-    stamp: tuple[int, ...]
+    stamp: tuple[object, ...]
 
 
-def _stamp(model: Path, policy: Path) -> tuple[int, ...]:
-    """Changes with any write or replacement of either file, even a same-size edit within one
-    mtime tick or one that restores the mtime (the inode and ctime change too)."""
-    m, p = model.stat(), policy.stat()
-    return tuple(x for st in (m, p) for x in (st.st_ino, st.st_mtime_ns, st.st_ctime_ns,
-                                                st.st_size))
+class PolicyText(Protocol):
+    """Where the policy text is kept: control/policy_store.policy_document (the policy file,
+    or its row in the PostgreSQL control plane). `current()` is (a stamp that changes with
+    every change, the text); `change()` edits the text under a lock shared by every process."""
+
+    where: str
+
+    def current(self) -> tuple[object, str]: ...
+
+    def change(self, before_commit: Callable[[], None] | None = None
+               ) -> AbstractContextManager[_TextChange]: ...
+
+
+class _TextChange(Protocol):
+    value: str
+    commit: bool
+
+
+def _file_stamp(path: Path) -> tuple[int, ...]:
+    st = path.stat()
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
 
 
 class PolicyEngine:
-    """Casbin over a model file and a policy file, reloaded when either file changes.
+    """Casbin over a model file and the policy text, reloaded when either changes.
 
     A policy file that stops parsing leaves the last good policy in force and logs why
     (`last_error` says so too); a policy that never loaded raises PolicyError, so nothing is
     served without one.
     """
 
-    def __init__(self, model_path: Path, policy_path: Path) -> None:
+    def __init__(self, model_path: Path, policy: PolicyText) -> None:
         self._model = model_path
-        self.path = policy_path
+        self._document = policy
+        self.where = self._document.where
         self._lock = threading.Lock()
         self.last_error: str | None = None
         self._loaded = self._load()
 
+    def _stamp(self) -> tuple[object, ...]:
+        """Changes with any change of the model file or of the policy (control/backend.py)."""
+        stamp, _ = self._document.current()
+        return (_file_stamp(self._model), stamp)
+
     def _load(self) -> _Loaded:
         try:
-            stamp = _stamp(self._model, self.path)
-            policy_bytes = self.path.read_bytes()
-            policy = parse_policy(policy_bytes.decode("utf-8"), self.path)
+            stamp, text = self._document.current()
+            stamp = (_file_stamp(self._model), stamp)
+            policy = parse_policy(text, self.where)
             enforcer = casbin.Enforcer(str(self._model))
             if policy.rules:
                 enforcer.add_named_policies(
@@ -99,22 +124,22 @@ class PolicyEngine:
                 enforcer.add_named_grouping_policies(
                     "g", [[m.member, m.group, m.tenant] for m in policy.memberships]
                 )
-            digest = hashlib.sha256(self._model.read_bytes() + b"\0" + policy_bytes)
+            digest = hashlib.sha256(self._model.read_bytes() + b"\0" + text.encode("utf-8"))
         except PolicyError:
             raise
         except Exception as exc:  # casbin raises bare Exceptions on bad files
             raise PolicyError(
-                f"cannot load Casbin model {self._model} / policy {self.path}: {exc}"
+                f"cannot load Casbin model {self._model} / policy {self.where}: {exc}"
             ) from exc
         return _Loaded(enforcer, policy, digest.hexdigest()[:16], stamp)
 
     def _current(self) -> _Loaded:
-        """The loaded policy, reloaded first if a file changed since it was read."""
+        """The loaded policy, reloaded first if the model or the policy changed since."""
         loaded = self._loaded
         try:
-            changed = _stamp(self._model, self.path) != loaded.stamp
-        except OSError as exc:
-            log.error("policy files unreadable, keeping policy %s: %s", loaded.version, exc)
+            changed = self._stamp() != loaded.stamp
+        except (OSError, PolicyError) as exc:
+            log.error("policy unreadable, keeping policy %s: %s", loaded.version, exc)
             return loaded
         if not changed:
             return loaded
@@ -128,9 +153,12 @@ class PolicyEngine:
             except PolicyError as exc:
                 self.last_error = f"{exc}; the last good policy {loaded.version} stays in force"
                 log.error("%s", self.last_error)
-                # Do not try again until the file changes again.
-                self._loaded = _Loaded(loaded.enforcer, loaded.policy, loaded.version,
-                                       _stamp(self._model, self.path))
+                # Do not try again until the policy changes again.
+                try:
+                    stamp = self._stamp()
+                except (OSError, PolicyError):
+                    stamp = loaded.stamp
+                self._loaded = _Loaded(loaded.enforcer, loaded.policy, loaded.version, stamp)
         return self._loaded
 
     @property
@@ -203,7 +231,11 @@ class PolicyEngine:
         self, *, add: list[Membership | Rule] | None = None,
         remove: list[Membership | Rule] | None = None,
     ) -> tuple[int, int]:
-        """Edit the policy file (see policy_file.edit_policy_file); in force on the next call."""
-        result = edit_policy_file(self.path, add=add or [], remove=remove or [])
+        """Add and remove lines (policy_file.edit_policy_text), under the policy's lock, so
+        edits from any process or replica are never lost; in force on the next call."""
+        with self._document.change() as change:
+            change.value, added, removed = edit_policy_text(
+                change.value, self.where, add=add or [], remove=remove or [])
+            change.commit = bool(added or removed)
         self._current()
-        return result
+        return added, removed

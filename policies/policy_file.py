@@ -1,4 +1,7 @@
-"""The policy file: its line format, its validation, and edits that rewrite it atomically.
+"""The policy's line format, its validation, and edits of its text.
+
+The text lives in the policy file (`casbin_policy`), or with a `database_url` in the PostgreSQL
+control plane; policies/enforcer.py reads it through one state document either way.
 
     # comment
     g, MEMBER, GROUP[, TENANT]                 MEMBER (user:, group: or role:) joins GROUP
@@ -17,12 +20,8 @@ whole, with the line number, so a typo never half-applies a policy.
 from __future__ import annotations
 
 import csv
-import fcntl
-import os
 import re
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,54 +156,29 @@ def parse_policy(text: str, path: Path | str = "policy") -> Policy:
     return Policy(tuple(memberships), tuple(rules))
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    lock = path.with_name(f".{path.name}.lock")
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def edit_policy_file(
-    path: Path, *, add: Sequence[Membership | Rule] = (), remove: Sequence[Membership | Rule] = ()
-) -> tuple[int, int]:
-    """Append `add` (lines not already there) and delete `remove`, atomically, under a lock.
-
-    Comments and other lines are kept. The result is parsed before it replaces the file, so an
-    edit never leaves a policy that does not load. Returns (lines added, lines removed).
+def edit_policy_text(
+    text: str, where: Path | str, *, add: Sequence[Membership | Rule] = (),
+    remove: Sequence[Membership | Rule] = (),
+) -> tuple[str, int, int]:
+    """The policy `text` with `add` appended (lines not already there) and `remove` deleted;
+    (the new text, lines added, lines removed). Comments and other lines are kept. The result
+    is parsed before it is returned, so an edit never yields a policy that does not load.
+    Whoever keeps the text (a file, a database row) writes it back under its own lock.
     """
-    with _locked(path):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise PolicyError(f"cannot read policy file {path}: {exc}") from exc
-        current = parse_policy(text, path)
-        present = set(current.memberships) | set(current.rules)
-        doomed = set(remove)
-        kept, removed = [], 0
-        for raw in text.splitlines():
-            line = raw.strip()
-            if line and not line.startswith("#"):
-                one = parse_policy(line)  # the whole file parsed above, so every line does
-                if {*one.memberships, *one.rules} & doomed:
-                    removed += 1
-                    continue
-            kept.append(raw)
-        new = [item for item in dict.fromkeys(add) if item not in present]
-        kept += [item.line() for item in new]
-        result = "\n".join(kept) + "\n"
-        parse_policy(result, path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(result)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return len(new), removed
+    current = parse_policy(text, where)
+    present = set(current.memberships) | set(current.rules)
+    doomed = set(remove)
+    kept, removed = [], 0
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            one = parse_policy(line)  # the whole text parsed above, so every line does
+            if {*one.memberships, *one.rules} & doomed:
+                removed += 1
+                continue
+        kept.append(raw)
+    new = [item for item in dict.fromkeys(add) if item not in present]
+    kept += [item.line() for item in new]
+    result = "\n".join(kept) + "\n"
+    parse_policy(result, where)
+    return result, len(new), removed

@@ -10,7 +10,7 @@ from answers.answer import Answer
 from answers.compose import AnswerComposer
 from answers.conversation import Question
 from answers.redaction import Redactor
-from control.audit import AuditLog, failure_record
+from control.audit import AuditStore, failure_record
 from retrieval.errors import RetrievalError
 from retrieval.retriever import Retrieved, Retriever
 from retrieval.scope import Scope
@@ -39,7 +39,7 @@ class RetrievalService:
         self,
         retriever: Retriever,
         composer: AnswerComposer,
-        audit: AuditLog,
+        audit: AuditStore,
         redactor: Redactor,
         *,
         history_turns: int,

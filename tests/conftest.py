@@ -16,12 +16,13 @@ import pytest
 
 from api.app import create_app
 from api.server import Server, uvicorn_config
-from application.services import build_services, open_catalog
+from application.services import build_services, close_databases, open_catalog
 from application.settings import ServerSettings, Settings, load_settings
 from control.keys import KeyStore
 from ingest.pipeline import IngestReport, build_index_version
 from ingest.sandbox import ParserSandbox
 from retrieval.embedder import Embedder
+from tests.postgres_server import PostgresServer, postgres_server
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_USERS = ("alice", "bob", "carol", "dave", "erin", "root")
@@ -48,6 +49,20 @@ def shared_parser() -> ParserSandbox:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _PARSER is not None:
         _PARSER.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the run (tests/postgres_server.py), started on first use."""
+    with postgres_server() as server:
+        yield server
+    close_databases()
+
+
+@pytest.fixture
+def database_url(postgres: PostgresServer) -> str:
+    """A new database on the test server, migrated to this release's schema."""
+    return postgres.create_migrated_database()
 
 
 def write_example_config(root: Path) -> Path:

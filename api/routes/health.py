@@ -17,7 +17,6 @@ from pydantic import BaseModel, Field
 from api.deps import Public, ServicesDep
 from api.openapi import LIMITS, errors
 from retrieval.errors import StoreError
-from retrieval.readiness import audit_log_problem
 
 router = APIRouter()
 
@@ -38,7 +37,7 @@ class Health(BaseModel):
                              "be written or the index cannot be read (`problems` says which)"}})
 def healthz(services: ServicesDep) -> dict[str, Any] | JSONResponse:
     problems: dict[str, str] = {}
-    audit = audit_log_problem(services.settings.audit_log)
+    audit = services.audit_problem()
     if audit is not None:
         problems["audit_log"] = str(audit)
     index = services.retriever.check_current()

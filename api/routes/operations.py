@@ -10,7 +10,6 @@ from pydantic import Field
 from api.deps import RequestIdDep, ServicesDep, actor, require
 from api.openapi import ADMIN, BODY, errors
 from api.schemas import RequestBody
-from control.audit import verify_audit_log
 from control.keys import USER_MAX_CHARS, USER_PATTERN
 from retrieval.scope import Scope
 
@@ -42,5 +41,5 @@ def revoke_keys(user: UserName, scope: CanWriteKeys, services: ServicesDep,
 
 @router.get("/audit/verify")
 def verify_audit(scope: CanReadAudit, services: ServicesDep) -> dict[str, Any]:
-    result = verify_audit_log(services.settings.audit_log, key_path=services.settings.audit_key)
+    result = services.audit.verify()
     return {"records": result.records, "ok": result.ok, "problems": result.problems}

@@ -20,7 +20,6 @@ from api.openapi import ADMIN, BODY, errors
 from application.services import Services
 from control.pause import PauseState, Target
 from retrieval.errors import AuditWriteError, StateWriteError, is_full
-from retrieval.readiness import audit_log_problem, filesystem_problem
 from retrieval.scope import Scope
 
 log = logging.getLogger(__name__)
@@ -69,8 +68,7 @@ def _changing(services: Services) -> Iterator[None]:
     """Refuse before anything is written when the pause file or the audit log cannot be
     written; answer a write that fails anyway the same way (the switch left the state as it
     was)."""
-    for problem in (filesystem_problem(services.settings.pause_file.parent, "the pause file"),
-                    audit_log_problem(services.settings.audit_log)):
+    for problem in (services.pause_problem(), services.audit_problem()):
         if problem is not None:
             raise _unwritable(problem.message, full=problem.full)
     try:

@@ -104,9 +104,10 @@ def test_records_removed_from_the_end_are_still_a_break(tmp_path: Path):
 
 def test_a_pause_that_cannot_be_written_or_audited_changes_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    switch = PauseSwitch(tmp_path / "pause.json")
+    pause_file = tmp_path / "pause.json"
+    switch = PauseSwitch(pause_file)
     switch.pause("generation", by="user:root", reason="review")
-    before = switch.path.read_bytes()
+    before = pause_file.read_bytes()
     audited: list[str] = []
 
     # The new state cannot be written (full disk): the old file stays, nothing is audited.
@@ -123,7 +124,7 @@ def test_a_pause_that_cannot_be_written_or_audited_changes_nothing(
                      before_commit=lambda: audited.append("pause"))
     monkeypatch.undo()
     assert refused.value.full and "No space left" in str(refused.value)
-    assert audited == [] and switch.path.read_bytes() == before
+    assert audited == [] and pause_file.read_bytes() == before
 
     # The audit record cannot be written: the new state never takes effect.
     def audit_fails() -> None:
@@ -131,13 +132,13 @@ def test_a_pause_that_cannot_be_written_or_audited_changes_nothing(
 
     with pytest.raises(AuditWriteError):
         switch.resume("generation", before_commit=audit_fails)
-    assert switch.path.read_bytes() == before
+    assert pause_file.read_bytes() == before
     assert switch.current().generation is not None and switch.current().service is None
     assert not list(tmp_path.glob(".*.tmp"))
 
     # And when both work, the record is written before the change shows.
     seen: list[bytes] = []
-    switch.resume("generation", before_commit=lambda: seen.append(switch.path.read_bytes()))
+    switch.resume("generation", before_commit=lambda: seen.append(pause_file.read_bytes()))
     assert seen == [before] and switch.current().generation is None
 
 

@@ -5,27 +5,43 @@ The edge backend goes through the real composition root (`build_services`). qdra
 is built into a catalog over one ServerBackend, and the served Services get a catalog over that
 same backend (otherwise as `build_services` builds them).
 
+"edge-postgres" is the deployment for several replicas: the control plane (policy, keys, ACL
+overrides, quarantine, audit) in a real PostgreSQL database, and two replicas, each with its
+own Services (composition root, pools and caches) over the same index and database, each
+served on its own port; the suite's requests alternate between them.
+
 Before serving, a second index version is built from the first with chunks planted in it that
 have no usable ACL (see world.Planted): the store filter and the re-check must drop them.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
+from psycopg.types.json import Jsonb
 from qdrant_client import QdrantClient
 
 import application.services
 from api.app import create_app
-from application.services import Services, build_services, open_acl_overrides
+from application.services import (
+    Services,
+    build_services,
+    import_file_state,
+    open_acl_overrides,
+    open_database,
+    open_keys,
+    open_quarantine,
+)
 from application.settings import Settings, load_settings
-from control.keys import KeyStore
-from control.quarantine import Quarantine
+from control.pg_audit import PgAuditLog
 from ingest.pipeline import IngestReport, build_index_version
 from ingest.tagging import point_id
 from retrieval.bm25 import Bm25Encoder
@@ -37,7 +53,7 @@ from retrieval.versions import VersionCatalog, new_version_id
 from tests.conftest import REPO, LiveServer, shared_parser
 from tests.leak.world import MISSING, World
 
-BACKENDS = ("edge", "qdrant-memory")
+BACKENDS = ("edge", "qdrant-memory", "edge-postgres")
 
 
 @dataclass
@@ -52,6 +68,25 @@ class LeakDeployment:
     report: IngestReport
     built_version: str  # the version the pipeline built
     served_version: str  # the version served: the built one plus the planted chunks
+    urls: tuple[str, ...] = ()  # every replica's URL (url is the first)
+
+    def set_policy_text(self, text: str) -> None:
+        """Replace the policy as an operator editing it by hand would (no validation)."""
+        if self.settings.database_url is None:
+            path = self.settings.casbin_policy
+            path.write_text(text, encoding="utf-8")
+            stat = path.stat()  # make sure the change is seen even within one mtime tick
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+            return
+        with open_database(self.settings).connection() as conn:
+            conn.execute("UPDATE control_state SET value = %s, version = version + 1 "
+                         "WHERE name = 'policy'", (Jsonb(text),))
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        if self.settings.database_url is None:
+            return [json.loads(line) for line in
+                    self.settings.audit_log.read_text(encoding="utf-8").splitlines() if line]
+        return PgAuditLog(open_database(self.settings), self.settings.audit_key).records()
 
 
 def _plant(world: World, catalog: VersionCatalog, embedder: Embedder) -> str:
@@ -113,16 +148,23 @@ def _services_over(settings: Settings, embedder: Embedder, catalog: VersionCatal
 
 
 @contextmanager
-def serve_world(world: World, backend: str, root: Path, embedder: Embedder
-                ) -> Iterator[LeakDeployment]:
+def serve_world(world: World, backend: str, root: Path, embedder: Embedder,
+                database_url: str | None = None) -> Iterator[LeakDeployment]:
     config = world.write(root, REPO / "policies" / "model.conf")
+    if backend == "edge-postgres":
+        assert database_url is not None, "edge-postgres needs a database"
+        # A top-level key: before the file's first table.
+        config.write_text(f'database_url = "{database_url}"\n' + config.read_text("utf-8"),
+                          encoding="utf-8")
     settings = load_settings(config)
+    if settings.database_url is not None:
+        import_file_state(settings)  # the policy file into the database
     overrides = open_acl_overrides(settings)
     for doc_id, acl in world.ingest_overrides.items():
         overrides.set(doc_id, acl)
 
     store: VectorBackend
-    if backend == "edge":
+    if backend in ("edge", "edge-postgres"):
         store = EdgeBackend(settings.index_dir)
     elif backend == "qdrant-memory":
         store = ServerBackend(QdrantClient(":memory:"), prefix=f"leak{world.seed}")
@@ -136,23 +178,24 @@ def serve_world(world: World, backend: str, root: Path, embedder: Embedder
     built = report.version_id
     served = _plant(world, catalog, embedder)
 
-    keystore = KeyStore(settings.keys_file)
+    keystore = open_keys(settings)
     keys = {user: keystore.create(user) for user in world.users}
 
-    if backend == "edge":
+    replicas = 2 if backend == "edge-postgres" else 1
+    if backend != "qdrant-memory":
         store.close()
-        services = build_services(settings, embedder=embedder)
+        services = [build_services(settings, embedder=embedder) for _ in range(replicas)]
     else:
-        services = _services_over(settings, embedder, catalog)
-    app = create_app(settings, services)
-    with LiveServer(app) as url:
-        # Set while the server runs, as the CLI would: both files are re-read per query.
+        services = [_services_over(settings, embedder, catalog)]
+    with ExitStack() as stack:
+        urls = tuple(stack.enter_context(LiveServer(create_app(settings, s))) for s in services)
+        # Set while the server runs, as the CLI would: both are re-read per query.
         for doc_id, acl in world.live_overrides.items():
             overrides.set(doc_id, acl)
-        quarantine = Quarantine(settings.data_dir / "quarantine.json")
+        quarantine = open_quarantine(settings)
         for doc_id in world.quarantined_docs:
             quarantine.add("document", doc_id, by="user:leak-suite", reason="leak suite")
         for source in world.quarantined_sources:
             quarantine.add("source", source, by="user:leak-suite", reason="leak suite")
-        yield LeakDeployment(world, backend, root, settings, services, url, keys, report,
-                             built, served)
+        yield LeakDeployment(world, backend, root, settings, services[0], urls[0], keys, report,
+                             built, served, urls)

@@ -1,4 +1,4 @@
-"""The child process of a re-index job: `python -m ingest.build_job --config C --job ID`."""
+"""The child process of a re-index job: `python -m application.build_job --config C --job ID`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from ingest.jobs import BuildRunning, Job, JobStore, build_lock, now
+from control.jobs import Job, now
+from ingest.jobs import BuildRunning, build_lock
 
 # The job record is rewritten at most this often while files are processed.
 PROGRESS_EVERY_S = 0.5
@@ -17,14 +18,14 @@ PROGRESS_EVERY_S = 0.5
 
 def run_job(config: Path, job_id: str, source: str | None) -> int:
     # Imported here so that `--help` and a lock refusal stay fast.
-    from application.services import open_acl_overrides, open_catalog
+    from application.services import open_acl_overrides, open_catalog, open_job_store
     from application.settings import load_settings
     from ingest.pipeline import build_index_version
     from retrieval.bm25 import Bm25Encoder
     from retrieval.embedder import Embedder
 
     settings = load_settings(config)
-    store = JobStore(settings.data_dir / "jobs")
+    store = open_job_store(settings)
     job = store.load(job_id) or Job(id=job_id, source=source)
     started = time.monotonic()
     try:
@@ -66,7 +67,7 @@ def run_job(config: Path, job_id: str, source: str | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ingest.build_job", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m application.build_job", description=__doc__)
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--job", required=True)
     parser.add_argument("--source", default=None)

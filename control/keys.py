@@ -108,8 +108,7 @@ class KeyStore:
                     entry["revoked_at"] = now
                     count += 1
             change.commit = count > 0
-        if not count and before_commit is not None:
-            before_commit()
+            change.audit_unchanged = True  # revoking nothing is on record too
         return count
 
     def users(self) -> list[str]:

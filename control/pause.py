@@ -97,12 +97,10 @@ class PauseSwitch:
             entries = _entries(change.value)
             existing = entries[target]
             if existing is not None and change.value.problem is None:
-                change.commit = False
+                change.commit, change.audit_unchanged = False, True
             else:
                 existing = Paused(by, datetime.now(UTC).isoformat(), reason)
                 change.value = _state({**entries, target: existing})
-        if not change.commit and before_commit is not None:
-            before_commit()
         return existing
 
     def resume(self, target: Target, before_commit: Callable[[], None] | None = None

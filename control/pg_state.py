@@ -110,6 +110,8 @@ class PgStateDocument(Generic[T]):
                 change = Change(self._read(row[0] if row else None))
                 yield change
                 if not change.commit:
+                    if change.audit_unchanged and before_commit is not None:
+                        before_commit()
                     return
                 step = "write"
                 conn.execute("UPDATE control_state SET value = %s, version = version + 1, "

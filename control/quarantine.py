@@ -80,13 +80,11 @@ class Quarantine:
         with self._file.change(before_commit) as change:
             for entry in change.value:
                 if (entry.kind, entry.target) == (kind, target):
-                    change.commit = False
+                    change.commit, change.audit_unchanged = False, True
                     break
             else:
                 entry = QuarantineEntry(kind, target, by, datetime.now(UTC).isoformat(), reason)
                 change.value = [*change.value, entry]
-        if not change.commit and before_commit is not None:
-            before_commit()
         return entry
 
     def release(self, kind: Kind, target: str, before_commit: Callable[[], None] | None = None

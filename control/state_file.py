@@ -98,10 +98,12 @@ def file_lock(path: Path) -> Iterator[None]:
 @dataclass
 class Change(Generic[T]):
     """The value being changed: edit `value` in place or assign a new one; `commit = False`
-    leaves the file as it is."""
+    leaves the file as it is, and then `before_commit` runs only if `audit_unchanged` (an action
+    that is on record even when it changes nothing: pausing what is paused)."""
 
     value: T
     commit: bool = True
+    audit_unchanged: bool = False
 
 
 class StateDocument(Protocol[T]):
@@ -199,6 +201,8 @@ class JsonStateFile(Generic[T]):
             change = Change(self._read())
             yield change
             if not change.commit:
+                if change.audit_unchanged and before_commit is not None:
+                    before_commit()
                 return
             step = "write"
             try:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from control.policy_store import policy_document
 from policies import DEFAULT_MODEL
 from policies.enforcer import PolicyEngine, PolicyError
 
@@ -22,7 +23,7 @@ g, user:root, role:admin
 def _engine(tmp_path: Path, text: str = POLICY) -> tuple[PolicyEngine, Path]:
     policy = tmp_path / "policy.csv"
     policy.write_text(text)
-    return PolicyEngine(DEFAULT_MODEL, policy), policy
+    return PolicyEngine(DEFAULT_MODEL, policy_document(policy)), policy
 
 
 def _rewrite(path: Path, text: str) -> None:
@@ -64,5 +65,5 @@ def test_a_broken_policy_keeps_the_last_good_one(tmp_path: Path):
 def test_a_policy_that_never_loaded_refuses_to_start(tmp_path: Path):
     with pytest.raises(PolicyError, match=r"policy.csv:1: 'alice' is not a principal"):
         _engine(tmp_path, "g, alice, group:hr\n")
-    with pytest.raises(PolicyError, match="cannot load"):
-        PolicyEngine(DEFAULT_MODEL, tmp_path / "missing.csv")
+    with pytest.raises(PolicyError, match="cannot be read: there is none"):
+        PolicyEngine(DEFAULT_MODEL, policy_document(tmp_path / "missing.csv"))

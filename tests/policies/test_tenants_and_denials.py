@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from control.policy_store import policy_document
 from policies import DEFAULT_MODEL
 from policies.enforcer import PolicyEngine
 from policies.policy_file import Membership, PolicyError, Rule, parse_policy
@@ -34,7 +35,7 @@ g, group:x, group:hr, beta
 def _engine(tmp_path: Path, text: str = POLICY) -> PolicyEngine:
     path = tmp_path / "policy.csv"
     path.write_text(text, encoding="utf-8")
-    return PolicyEngine(DEFAULT_MODEL, path)
+    return PolicyEngine(DEFAULT_MODEL, policy_document(path))
 
 
 def test_tenants_keep_same_named_groups_apart(tmp_path: Path):
@@ -99,20 +100,20 @@ def test_edits_keep_comments_refuse_bad_results_and_apply_at_once(tmp_path: Path
     assert engine.version != version
     assert "group:staff" in engine.subject("dave").tokens
     assert engine.subject("bob").denials == ()
-    text = engine.path.read_text(encoding="utf-8")
+    text = (tmp_path / "policy.csv").read_text(encoding="utf-8")
     assert text.startswith("# comment kept across edits\n")
     assert engine.change(add=[Membership("user:dave", "group:staff")]) == (0, 0)  # no repeat
     assert engine.change(add=[Rule("user:dave", "index", "read", "deny", "acme")]) == (1, 0)
-    assert "p, user:dave, index, read, deny, acme" in engine.path.read_text(encoding="utf-8")
+    assert "p, user:dave, index, read, deny, acme" in (tmp_path / "policy.csv").read_text(encoding="utf-8")
 
 
 def test_a_same_size_edit_that_keeps_the_mtime_is_still_seen(tmp_path: Path):
     engine = _engine(tmp_path, "g, user:dave, group:staff\n")
     assert "group:staff" in engine.subject("dave").tokens
-    before = engine.path.stat()
+    before = (tmp_path / "policy.csv").stat()
     tmp = tmp_path / "new.csv"
     tmp.write_text("g, user:dave, group:sales\n", encoding="utf-8")  # same length
-    tmp.replace(engine.path)
-    os.utime(engine.path, ns=(before.st_atime_ns, before.st_mtime_ns))
-    assert engine.path.stat().st_size == before.st_size
+    tmp.replace((tmp_path / "policy.csv"))
+    os.utime((tmp_path / "policy.csv"), ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (tmp_path / "policy.csv").stat().st_size == before.st_size
     assert engine.subject("dave").tokens == {"user:dave", "group:sales"}

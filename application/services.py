@@ -8,6 +8,7 @@ from answers.compose import AnswerComposer
 from answers.llm import LlmClient
 from answers.redaction import Redactor
 from application.admin import AdminActions
+from application.answering import RetrievalService
 from application.config_watch import ConfigRules
 from application.settings import Settings
 from control.acl_overrides import AclOverrides
@@ -21,7 +22,6 @@ from retrieval.access import DocumentAccess
 from retrieval.bm25 import Bm25Encoder
 from retrieval.embedder import Embedder
 from retrieval.retriever import Retriever
-from retrieval.service import RetrievalService
 from retrieval.store import VectorBackend
 from retrieval.versions import VersionCatalog
 

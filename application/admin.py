@@ -24,7 +24,7 @@ from control.keys import KeyStore
 from control.pause import PauseSwitch, Target
 from control.quarantine import Kind, Quarantine, QuarantineEntry
 from ingest.jobs import BuildRunning
-from ingest.settings import SourceSettings
+from policies.acl_rules import AclSource
 from policies.enforcer import PolicyEngine
 from policies.policy_file import Membership, PolicyError, Rule, parse_policy
 from retrieval.errors import StoreError
@@ -79,7 +79,7 @@ class AdminActions:
         quarantine: Quarantine,
         pause: PauseSwitch,
         catalog: Callable[[], VersionCatalog],
-        sources: Callable[[], Sequence[SourceSettings]],
+        sources: Callable[[], Sequence[AclSource]],
         jobs: Callable[[], JobRunner],
     ) -> None:
         self.audit = audit

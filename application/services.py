@@ -17,6 +17,7 @@ from answers.compose import AnswerComposer
 from answers.llm import LlmClient
 from answers.redaction import Redactor
 from application.admin import AdminActions
+from application.answering import RetrievalService
 from application.build_jobs import JobRunner
 from application.config_watch import ConfigRules
 from application.settings import Settings
@@ -38,7 +39,6 @@ from retrieval.bm25 import Bm25Encoder
 from retrieval.embedder import Embedder
 from retrieval.readiness import Unwritable, audit_log_problem, filesystem_problem
 from retrieval.retriever import Retriever
-from retrieval.service import RetrievalService
 from retrieval.store import VectorBackend
 from retrieval.versions import VersionCatalog
 

@@ -37,7 +37,8 @@ sys.path.insert(0, str(REPO / "bench"))
 from incremental_reindex import CORPUS, warm_up, write_corpus  # noqa: E402
 
 from ingest.pipeline import build_index_version  # noqa: E402
-from ingest.settings import AclRule, IngestSettings, SourceSettings  # noqa: E402
+from ingest.settings import IngestSettings, SourceSettings  # noqa: E402
+from policies.acl_rules import AclRule  # noqa: E402
 from retrieval.edge_store import EdgeBackend  # noqa: E402
 from retrieval.embedder import Embedder  # noqa: E402
 from retrieval.versions import VersionCatalog  # noqa: E402

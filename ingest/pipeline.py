@@ -36,8 +36,9 @@ from ingest.chunker import chunk_document
 from ingest.errors import IngestError, ParseError
 from ingest.sandbox import ParserSandbox
 from ingest.settings import FileLimits, IngestSettings, SourceSettings
-from ingest.sources import Skipped, SourceFile, content_hash, discover, effective_acl
+from ingest.sources import Skipped, SourceFile, content_hash, discover
 from ingest.tagging import chunk_payload, point_id
+from policies.acl_rules import effective_acl
 from retrieval.bm25 import Bm25Encoder
 from retrieval.embedder import Embedder
 from retrieval.errors import StoreError

@@ -7,27 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator
 
-from policies.principals import DEFAULT_TENANT, check_principals, is_tenant, normalize
-
-
-class AclRule(BaseModel):
-    """Files whose path (relative to the source) matches `glob` are readable by `allow`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    glob: str = Field(min_length=1)
-    allow: list[str] = Field(min_length=1)
-
-    @field_validator("glob")
-    @classmethod
-    def _nfc_glob(cls, glob: str) -> str:
-        return normalize(glob)  # document paths are matched in NFC
-
-    @field_validator("allow")
-    @classmethod
-    def _principals(cls, allow: list[str]) -> list[str]:
-        return check_principals(allow)
-
+from policies.acl_rules import AclRule
+from policies.principals import DEFAULT_TENANT, is_tenant
 
 _MiB = 1 << 20
 # Sizes are bytes, or strings with a unit: "100 MiB", "2 GiB" (powers of 1024), "10 MB" (of 1000).

@@ -1,4 +1,5 @@
-"""Find the files of each declared source and the ACL that applies to each one.
+"""Find the files of each declared source and the ACL that applies to each one (the rules
+themselves: policies/acl_rules.py).
 
 No symbolic link is followed by default: not a link to a file, not a link to a directory, and
 no file is read whose directory was reached through one. A link inside a source once made its
@@ -15,19 +16,19 @@ policy lines (`doc:ID`), commands and logs, where such a character forges or hid
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import os
 import stat
 import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest.errors import ConfigError
-from ingest.settings import AclRule, SourceSettings
-from policies.principals import normalize, tokens
+from ingest.settings import SourceSettings
+from policies.acl_rules import effective_acl
+from policies.principals import normalize
 
 # Trojan-source bidi controls (CVE-2021-42574): they reorder how the text around them shows.
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -69,46 +70,6 @@ class Skipped:
     @property
     def doc_id(self) -> str:
         return f"{self.source}:{self.uri}"
-
-
-def matching_rule(rules: Sequence[AclRule], uri: str) -> int | None:
-    """The index of the first rule whose glob matches `uri`, or None.
-
-    Globs match the whole relative path and `*` also crosses `/` (fnmatch rules), so
-    `board/*` covers everything under board/.
-    """
-    return next((i for i, rule in enumerate(rules) if fnmatch.fnmatchcase(uri, rule.glob)), None)
-
-
-def acl_for(rules: Sequence[AclRule], uri: str) -> tuple[str, ...] | None:
-    """The `allow` list of the first rule whose glob matches `uri`, or None."""
-    index = matching_rule(rules, uri)
-    return None if index is None else tuple(dict.fromkeys(rules[index].allow))
-
-
-def document_acl(
-    source: SourceSettings, uri: str, override: Sequence[str] | None = None
-) -> tuple[str, ...] | None:
-    """A document's ACL as tokens of its source's tenant (policies/principals.py): its override
-    (`clearance acl set`) if it has one, else the first matching rule; None if neither."""
-    principals = override if override is not None else acl_for(source.acl, uri)
-    return None if principals is None else tokens(source.tenant, principals)
-
-
-def effective_acl(
-    source: SourceSettings,
-    uri: str,
-    overrides: Mapping[str, Sequence[str]],
-    link_target: str | None = None,
-) -> tuple[str, ...] | None:
-    """`document_acl` with the document's override; for a link followed to `link_target`, only
-    the tokens the target's ACL (with its own override) also has: () if none, None if either
-    side has no ACL at all."""
-    acl = document_acl(source, uri, overrides.get(f"{source.name}:{uri}"))
-    if link_target is None or acl is None:
-        return acl
-    target = document_acl(source, link_target, overrides.get(f"{source.name}:{link_target}"))
-    return None if target is None else tuple(t for t in acl if t in target)
 
 
 def unsafe_character(text: str) -> str | None:

@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 from control.acl_overrides import Acl, AclOverrides
 from control.errors import StateUnreadable
 from control.quarantine import Quarantine, Quarantined
-from ingest.settings import SourceSettings
-from ingest.sources import effective_acl
+from policies.acl_rules import AclSource, effective_acl
 from policies.policy_file import document_pattern_matches
 from retrieval.errors import StoreError
 from retrieval.scope import Scope
@@ -41,7 +40,7 @@ from retrieval.versions import DocumentEntry, VersionCatalog
 
 log = logging.getLogger(__name__)
 
-SourceRules = Mapping[str, SourceSettings]
+SourceRules = Mapping[str, AclSource]  # the declared sources (ingest.settings.SourceSettings)
 # Returns (a key that changes whenever the rules change, the sources by name).
 RulesProvider = Callable[[], tuple[object, SourceRules]]
 
@@ -115,7 +114,7 @@ class DocumentAccess:
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[object, VersionAccess]] = {}
 
-    def sources(self) -> list[SourceSettings]:
+    def sources(self) -> list[AclSource]:
         """The declared sources as the config says now."""
         return list(self._rules()[1].values())
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ingest.sources import matching_rule
+from policies.acl_rules import matching_rule
 from policies.enforcer import PolicyEngine
 from policies.policy_file import document_pattern_matches
 from policies.principals import DEFAULT_TENANT, split_token

@@ -10,7 +10,8 @@ import pytest
 
 from ingest.errors import IngestError
 from ingest.pipeline import IngestReport, build_index_version
-from ingest.settings import AclRule, IngestSettings, SourceSettings
+from ingest.settings import IngestSettings, SourceSettings
+from policies.acl_rules import AclRule
 from retrieval.edge_store import EdgeBackend
 from retrieval.embedder import Embedder
 from retrieval.store import ReadFilter, StoredChunk

@@ -15,8 +15,9 @@ from api.cli import main
 from control.acl_overrides import AclOverrides
 from control.quarantine import Quarantine
 from ingest.pipeline import build_index_version
-from ingest.settings import AclRule, IngestSettings, SourceSettings
+from ingest.settings import IngestSettings, SourceSettings
 from ingest.sources import Skipped, content_hash, discover, printable
+from policies.acl_rules import AclRule
 from retrieval.access import DocumentAccess
 from retrieval.edge_store import EdgeBackend
 from retrieval.embedder import Embedder

@@ -8,8 +8,8 @@ import pytest
 
 from ingest.errors import IngestError
 from ingest.pipeline import build_index_version
-from ingest.settings import AclRule, IngestSettings, SourceSettings
-from ingest.sources import acl_for
+from ingest.settings import IngestSettings, SourceSettings
+from policies.acl_rules import AclRule, acl_for
 from retrieval.edge_store import EdgeBackend
 from retrieval.embedder import Embedder
 from retrieval.versions import VersionCatalog

@@ -17,7 +17,8 @@ from ingest.errors import IngestError, LimitExceeded, ParseError, ParserUnavaila
 from ingest.parser import parse_document
 from ingest.pipeline import build_index_version
 from ingest.sandbox import ParserSandbox
-from ingest.settings import AclRule, FileLimits, IngestSettings, SourceSettings
+from ingest.settings import FileLimits, IngestSettings, SourceSettings
+from policies.acl_rules import AclRule
 from retrieval.edge_store import EdgeBackend
 from retrieval.embedder import Embedder
 from retrieval.versions import VersionCatalog

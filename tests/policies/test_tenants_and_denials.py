@@ -104,7 +104,8 @@ def test_edits_keep_comments_refuse_bad_results_and_apply_at_once(tmp_path: Path
     assert text.startswith("# comment kept across edits\n")
     assert engine.change(add=[Membership("user:dave", "group:staff")]) == (0, 0)  # no repeat
     assert engine.change(add=[Rule("user:dave", "index", "read", "deny", "acme")]) == (1, 0)
-    assert "p, user:dave, index, read, deny, acme" in (tmp_path / "policy.csv").read_text(encoding="utf-8")
+    text = (tmp_path / "policy.csv").read_text(encoding="utf-8")
+    assert "p, user:dave, index, read, deny, acme" in text
 
 
 def test_a_same_size_edit_that_keeps_the_mtime_is_still_seen(tmp_path: Path):
@@ -113,7 +114,7 @@ def test_a_same_size_edit_that_keeps_the_mtime_is_still_seen(tmp_path: Path):
     before = (tmp_path / "policy.csv").stat()
     tmp = tmp_path / "new.csv"
     tmp.write_text("g, user:dave, group:sales\n", encoding="utf-8")  # same length
-    tmp.replace((tmp_path / "policy.csv"))
+    tmp.replace(tmp_path / "policy.csv")
     os.utime((tmp_path / "policy.csv"), ns=(before.st_atime_ns, before.st_mtime_ns))
     assert (tmp_path / "policy.csv").stat().st_size == before.st_size
     assert engine.subject("dave").tokens == {"user:dave", "group:sales"}

@@ -11,7 +11,8 @@ from application.config_watch import ConfigRules
 from application.settings import load_settings
 from control.acl_overrides import AclOverrides
 from control.quarantine import Quarantine
-from ingest.settings import AclRule, SourceSettings
+from ingest.settings import SourceSettings
+from policies.acl_rules import AclRule
 from retrieval.access import DocumentAccess, SourceRules
 from retrieval.edge_store import EdgeBackend
 from retrieval.errors import StoreError

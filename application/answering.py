@@ -1,4 +1,7 @@
-"""Search and chat for one caller: retrieve within their scope, answer, and audit every call."""
+"""Search and chat for one caller: retrieve within their scope, answer, and audit every call.
+
+A use case (it composes retrieval/ and answers/), so it lives in application/, not retrieval/.
+"""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from retrieval.store import Hit
+from retrieval.payload import ChunkHit
 
 # extractive: sentences of the evidence (no LLM configured, or generation paused)
 # generated:  the LLM's answer, every citation valid
@@ -34,7 +34,7 @@ class Citation:
     """A numbered reference to the chunk a sentence of the answer came from."""
 
     n: int
-    hit: Hit
+    hit: ChunkHit
     snippet: str
 
 
@@ -53,13 +53,13 @@ def citation_fields(citation: Citation) -> dict[str, Any]:
     p = citation.hit.payload
     return {
         "n": citation.n,
-        "doc_id": p.get("doc_id"),
-        "source": p.get("source"),
-        "title": p.get("title"),
-        "uri": p.get("uri"),
-        "page": p.get("page"),
-        "doc_version": p.get("doc_version"),
-        "source_modified_at": p.get("source_modified_at"),
-        "ingested_at": p.get("ingested_at"),
+        "doc_id": p.doc_id,
+        "source": p.source,
+        "title": p.title,
+        "uri": p.uri,
+        "page": p.page,
+        "doc_version": p.doc_version,
+        "source_modified_at": p.source_modified_at,
+        "ingested_at": p.ingested_at,
         "snippet": citation.snippet,
     }

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from answers.answer import ABSTAIN_ANSWER, SNIPPET_CHARS, Answer, Citation, Mode, Usage
 from answers.citations import check_citations
@@ -27,8 +27,8 @@ from answers.sanitize import safe_answer_text
 from answers.settings import AnswerSettings
 from control.pause import PauseSwitch
 from retrieval.embedder import Embedder
+from retrieval.payload import ChunkHit, ChunkPayload
 from retrieval.settings import RetrievalSettings
-from retrieval.store import Hit
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ class AnswerComposer:
         self._redactor = redactor
         self._pause = pause
 
-    def compose(self, question: Question, hits: list[Hit], *,
-                permitted: Callable[[Mapping[str, object]], bool]) -> Answer:
+    def compose(self, question: Question, hits: list[ChunkHit], *,
+                permitted: Callable[[ChunkPayload], bool]) -> Answer:
         """The answer to `question` from `hits`, which the caller may read (`permitted` is the
         caller's permission check, applied again where the prompt is built)."""
         evidence = [h for h in hits if h.similarity >= self._retrieval.min_score]
@@ -83,7 +83,7 @@ class AnswerComposer:
             else None
         return Answer(checked.text, mode, citations, usage=usage, detail=detail)
 
-    def _extractive(self, question: Question, evidence: list[Hit], mode: Mode, *,
+    def _extractive(self, question: Question, evidence: list[ChunkHit], mode: Mode, *,
                     notice: str | None = None, detail: str | None = None,
                     usage: Usage | None = None) -> Answer:
         answer = extractive_answer(
@@ -113,6 +113,6 @@ class AnswerComposer:
             self._llm.close()
 
 
-def _chunk_snippet(hit: Hit) -> str:
-    text = " ".join(str(hit.payload.get("text", "")).split())
+def _chunk_snippet(hit: ChunkHit) -> str:
+    text = " ".join(hit.payload.text.split())
     return snippet([text]) if len(text) > SNIPPET_CHARS else text

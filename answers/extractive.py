@@ -8,7 +8,7 @@ import numpy as np
 
 from answers.answer import ABSTAIN_ANSWER, SNIPPET_CHARS, Answer, Citation
 from retrieval.embedder import Embedder
-from retrieval.store import Hit
+from retrieval.payload import ChunkHit
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _MIN_SENTENCE_CHARS = 20
@@ -27,7 +27,7 @@ def snippet(sentences: list[str]) -> str:
 
 def extractive_answer(
     query: str,
-    hits: list[Hit],
+    hits: list[ChunkHit],
     *,
     embedder: Embedder,
     min_score: float,
@@ -41,7 +41,7 @@ def extractive_answer(
     evidence = [h for h in hits if h.similarity >= min_score]
     candidates: list[tuple[int, int, str]] = []  # (hit index, position, sentence)
     for i, hit in enumerate(evidence):
-        sentences = split_sentences(str(hit.payload.get("text", "")))
+        sentences = split_sentences(hit.payload.text)
         candidates += [(i, pos, s) for pos, s in enumerate(sentences)]
     if not candidates:
         return Answer(ABSTAIN_ANSWER, "abstain", [])

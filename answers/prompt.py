@@ -9,14 +9,14 @@ that could close the element escaped, invisible characters removed and personal 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from answers.conversation import Question
 from answers.llm import LlmMessage
 from answers.redaction import Redactor
 from answers.sanitize import strip_invisible
-from retrieval.store import Hit
+from retrieval.payload import ChunkHit, ChunkPayload
 
 SYSTEM_PROMPT = """\
 You answer questions from staff using only the numbered sources in the user's message.
@@ -34,21 +34,21 @@ class EvidenceNotPermitted(RuntimeError):
 @dataclass(frozen=True)
 class Prompt:
     messages: list[LlmMessage]
-    evidence: list[Hit]  # source n is evidence[n - 1]
+    evidence: list[ChunkHit]  # source n is evidence[n - 1]
 
 
 def _quote(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def build_prompt(question: Question, evidence: Sequence[Hit], *,
-                 permitted: Callable[[Mapping[str, object]], bool],
+def build_prompt(question: Question, evidence: Sequence[ChunkHit], *,
+                 permitted: Callable[[ChunkPayload], bool],
                  redactor: Redactor) -> Prompt:
     """Messages for the LLM: instructions, earlier turns, then the sources and the question."""
     for hit in evidence:
         if not permitted(hit.payload):
             raise EvidenceNotPermitted(
-                f"chunk {hit.point_id} of {hit.payload.get('doc_id')!r} failed the permission "
+                f"chunk {hit.point_id} of {hit.payload.doc_id!r} failed the permission "
                 "check at prompt construction; nothing was sent to the LLM")
 
     def clean(text: str) -> str:
@@ -56,8 +56,8 @@ def build_prompt(question: Question, evidence: Sequence[Hit], *,
 
     sources = []
     for n, hit in enumerate(evidence, start=1):
-        title = _quote(clean(str(hit.payload.get("title", ""))))
-        body = _quote(clean(str(hit.payload.get("text", ""))))
+        title = _quote(clean(hit.payload.title))
+        body = _quote(clean(hit.payload.text))
         sources.append(f'<source n="{n}" title="{title}">\n{body}\n</source>')
     messages = [LlmMessage("system", SYSTEM_PROMPT)]
     messages += [LlmMessage(t.role, clean(t.content)) for t in question.history]

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from answers.answer import Answer, citation_fields
+from answers.answer import Answer
 from answers.conversation import Question, Turn
 from api.schemas import MAX_QUERY_CHARS, CitationOut, unicode_text
 from retrieval.store import SearchMode
@@ -165,11 +165,10 @@ def references(answer: Answer) -> str:
     """The numbered sources, as text any chat client shows under the answer."""
     lines = []
     for c in answer.citations:
-        p = citation_fields(c)
-        page = f", page {p['page']}" if p.get("page") is not None else ""
-        version = str(p.get("doc_version") or "")[:12]
-        lines.append(f"[{c.n}] {p['title']} ({p['doc_id']}{page}), version {version}, "
-                     f"modified {p['source_modified_at']}, ingested {p['ingested_at']}")
+        p = c.hit.payload
+        page = f", page {p.page}" if p.page is not None else ""
+        lines.append(f"[{c.n}] {p.title} ({p.doc_id}{page}), version {p.doc_version[:12]}, "
+                     f"modified {p.source_modified_at}, ingested {p.ingested_at}")
     return "\n\nSources:\n" + "\n".join(lines) if lines else ""
 
 

@@ -138,8 +138,8 @@ def _result_fields(retrieved: Retrieved) -> dict[str, Any]:
         "results": [
             {
                 "chunk_id": h.point_id,
-                "doc_id": h.payload.get("doc_id"),
-                "doc_version": h.payload.get("doc_version"),
+                "doc_id": h.payload.doc_id,
+                "doc_version": h.payload.doc_version,
                 "score": round(h.score, 6),
             }
             for h in retrieved.hits

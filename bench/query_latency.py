@@ -36,7 +36,8 @@ today's ACL and no document counts as changed); chunk text = 60-100 consecutive 
 random position in the SciFact abstracts (../shared/data/scifact/corpus.jsonl); dense vector =
 its document's topic centre (1,000 random unit centres) + Gaussian noise of norm ~0.8,
 renormalised (as bench/filter_cost.py "clustered"); sparse vector =
-`Bm25Encoder().encode_document(text)`; payload = `ingest.tagging.chunk_payload(...)`. Written with
+`Bm25Encoder().encode_document(text)`; payload = `ingest.tagging.chunk_payload(...)`, stored
+with `.to_payload()`. Written with
 `catalog.backend.create(id, dim=384, sparse=True)`, `upsert`, `record_documents`, `record(
 VersionInfo(... sparse=Bm25Encoder().name))`, `seal` (Edge builds HNSW here) and `switch`, so
 the server serves it unchanged. Edge versions live in the deployment's data_dir on disk, as in
@@ -226,7 +227,8 @@ class Corpus:
                 doc_version=hashlib.sha256(f"{self.seed}:{d}".encode()).hexdigest(),
                 ingested_at=now, index_version=version_id)
             out.append(StoredChunk(point_id(file.doc_id, int(row % CHUNKS_PER_DOC)),
-                                   vectors[i].tolist(), payload, self.bm25.encode_document(text)))
+                                   vectors[i].tolist(), payload.to_payload(),
+                                   self.bm25.encode_document(text)))
         return out
 
     def query_vectors(self, count: int) -> np.ndarray:

@@ -28,10 +28,11 @@ from evaluation.beir import BeirDataset
 from evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k
 from retrieval.bm25 import Bm25Encoder
 from retrieval.embedder import Embedder
+from retrieval.payload import ChunkHit
 from retrieval.retriever import Retriever
 from retrieval.scope import Scope
 from retrieval.settings import RetrievalSettings
-from retrieval.store import Fusion, Hit, Ranking, SearchMode
+from retrieval.store import Fusion, Ranking, SearchMode
 
 GROUPS = 4
 # user → the synthetic groups they hold
@@ -224,12 +225,12 @@ def _score_user(s: UserScores, retriever: Retriever, scope: Scope,
         s.mrr10.append(mrr_at_k(top, judged, 10))
 
 
-def _documents(hits: list[Hit], paths: dict[str, str]) -> list[str]:
+def _documents(hits: list[ChunkHit], paths: dict[str, str]) -> list[str]:
     """Dataset doc ids in the order of their best chunk."""
     ranked: list[str] = []
     seen: set[str] = set()
     for hit in hits:
-        rel = str(hit.payload.get("doc_id", "")).split(":", 1)[-1]
+        rel = hit.payload.doc_id.split(":", 1)[-1]
         doc = paths.get(rel)
         if doc is not None and doc not in seen:
             seen.add(doc)

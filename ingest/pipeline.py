@@ -42,6 +42,7 @@ from policies.acl_rules import effective_acl
 from retrieval.bm25 import Bm25Encoder
 from retrieval.embedder import Embedder
 from retrieval.errors import StoreError
+from retrieval.payload import ChunkPayload, stored_doc_id
 from retrieval.store import StoredChunk, VersionWriter
 from retrieval.versions import DocumentEntry, VersionCatalog, VersionInfo, new_version_id
 
@@ -80,6 +81,15 @@ class IngestReport:
     seconds: float = 0.0  # wall time of the whole build
 
 
+@dataclass(frozen=True)
+class _Previous:
+    """A chunk of the current version whose payload parsed: what a build may reuse."""
+
+    point_id: str
+    vector: Sequence[float]
+    payload: ChunkPayload
+
+
 class _BatchWriter:
     """Embeds new chunks EMBED_BATCH at a time and writes reused ones WRITE_BATCH at a time, in
     a worker thread, while the caller parses the next files. Every chunk gets its BM25 vector.
@@ -94,18 +104,18 @@ class _BatchWriter:
         self._writer = writer
         self._embedder = embedder
         self._bm25 = bm25
-        self._pending: list[tuple[str, dict[str, object]]] = []
-        self._ready: list[StoredChunk] = []
+        self._pending: list[tuple[str, ChunkPayload]] = []
+        self._ready: list[_Previous] = []
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-embed")
         self._in_flight: Future[None] | None = None
 
-    def add(self, chunk_id: str, payload: dict[str, object]) -> None:
+    def add(self, chunk_id: str, payload: ChunkPayload) -> None:
         """A new chunk, to embed."""
         self._pending.append((chunk_id, payload))
         if len(self._pending) >= EMBED_BATCH:
             self._submit_pending()
 
-    def add_ready(self, chunk: StoredChunk) -> None:
+    def add_ready(self, chunk: _Previous) -> None:
         """A chunk that already has its dense vector."""
         self._ready.append(chunk)
         if len(self._ready) >= WRITE_BATCH:
@@ -140,19 +150,20 @@ class _BatchWriter:
             batch, self._ready = self._ready, []
             self._submit(lambda: self._encode_and_write(batch))
 
-    def _embed_and_write(self, batch: list[tuple[str, dict[str, object]]]) -> None:
-        vectors = self._embedder.embed_documents([str(p["text"]) for _, p in batch])
+    def _embed_and_write(self, batch: list[tuple[str, ChunkPayload]]) -> None:
+        vectors = self._embedder.embed_documents([p.text for _, p in batch])
         self._writer.upsert(
             [
-                StoredChunk(cid, vec.tolist(), payload,
-                            self._bm25.encode_document(str(payload["text"])))
+                StoredChunk(cid, vec.tolist(), payload.to_payload(),
+                            self._bm25.encode_document(payload.text))
                 for (cid, payload), vec in zip(batch, vectors, strict=True)
             ]
         )
 
-    def _encode_and_write(self, batch: list[StoredChunk]) -> None:
+    def _encode_and_write(self, batch: list[_Previous]) -> None:
         self._writer.upsert([
-            replace(c, sparse=self._bm25.encode_document(str(c.payload.get("text", ""))))
+            StoredChunk(c.point_id, c.vector, c.payload.to_payload(),
+                        self._bm25.encode_document(c.payload.text))
             for c in batch
         ])
 
@@ -209,7 +220,7 @@ def _ingest_file(
 
 
 def _reuse_chunks(
-    previous: list[StoredChunk],
+    previous: list[_Previous],
     batch: _BatchWriter,
     version_id: str,
     acl: Sequence[str],
@@ -222,13 +233,13 @@ def _reuse_chunks(
     modified time now.
     """
     if not acl:
-        raise ValueError(f"{previous[0].payload.get('doc_id')}: refusing to write a chunk "
+        raise ValueError(f"{previous[0].payload.doc_id}: refusing to write a chunk "
                          "without an ACL")
     for chunk in previous:
-        payload = {**chunk.payload, "index_version": version_id, "acl": list(acl)}
+        payload = replace(chunk.payload, index_version=version_id, acl=tuple(acl))
         if modified_at is not None:
-            payload["source_modified_at"] = modified_at
-        batch.add_ready(StoredChunk(chunk.point_id, chunk.vector, payload))
+            payload = replace(payload, source_modified_at=modified_at)
+        batch.add_ready(replace(chunk, payload=payload))
     return len(previous)
 
 
@@ -239,12 +250,13 @@ def chunking_fingerprint(settings: IngestSettings, embedder: Embedder) -> str:
 
 def _previous_chunks(
     catalog: VersionCatalog, embedder: Embedder, wanted: Callable[[str], bool], chunking: str
-) -> dict[str, list[StoredChunk]]:
+) -> dict[str, list[_Previous]]:
     """The current version's chunks of the documents `wanted` accepts, by document, in order.
 
     Empty when there is no current version, when it was built with another embedder, or when
     it cannot be read (then every file is parsed and embedded again). The version is read once;
-    chunks of documents that are gone are dropped as they are read.
+    chunks of documents that are gone are dropped as they are read. A document with a chunk
+    whose payload does not parse (retrieval/payload.py) is not reused: it is read again.
     """
     current = catalog.current()
     if current is None:
@@ -261,7 +273,9 @@ def _previous_chunks(
         log.info("index version %s was chunked as %r, now %r: every file is embedded again",
                  current, info.chunking, chunking)
         return {}
-    by_doc: dict[str, list[StoredChunk]] = {}
+    by_doc: dict[str, list[_Previous]] = {}
+    unparsed: set[str] = set()  # documents with a chunk whose payload does not parse
+    unparsed_chunks = 0
     try:
         reader = catalog.backend.open(current)
     except StoreError as exc:
@@ -270,9 +284,17 @@ def _previous_chunks(
         return {}
     try:
         for chunk in reader.iter_chunks():
-            doc_id = chunk.payload.get("doc_id")
-            if isinstance(doc_id, str) and wanted(doc_id):
-                by_doc.setdefault(doc_id, []).append(chunk)
+            try:
+                payload = ChunkPayload.from_payload(chunk.payload)
+            except ValueError:
+                unparsed_chunks += 1
+                doc_id = stored_doc_id(chunk.payload)
+                if doc_id is not None:
+                    unparsed.add(doc_id)
+                continue
+            if wanted(payload.doc_id):
+                by_doc.setdefault(payload.doc_id, []).append(
+                    _Previous(chunk.point_id, chunk.vector, payload))
     except StoreError as exc:
         log.warning("cannot read index version %s to reuse its chunks (%s): "
                     "every file is embedded again", current, exc)
@@ -280,22 +302,20 @@ def _previous_chunks(
     finally:
         with contextlib.suppress(StoreError):
             reader.close()
-    complete: dict[str, list[StoredChunk]] = {}
+    if unparsed_chunks:
+        log.warning("index version %s: %d chunk(s) have a payload that does not parse: their "
+                    "documents are read again, not reused", current, unparsed_chunks)
+    complete: dict[str, list[_Previous]] = {}
     for doc_id, chunks in by_doc.items():
-        chunks.sort(key=_chunk_index)
-        # Reuse a document only whole: every chunk 0..n-1, one content version, one ACL.
+        chunks.sort(key=lambda c: c.payload.chunk_index)
+        # Reuse a document only whole: every chunk 0..n-1, parsed, one content version.
         if (
-            [_chunk_index(c) for c in chunks] == list(range(len(chunks)))
-            and len({c.payload.get("doc_version") for c in chunks}) == 1
-            and all(isinstance(c.payload.get("acl"), list) for c in chunks)
+            doc_id not in unparsed
+            and [c.payload.chunk_index for c in chunks] == list(range(len(chunks)))
+            and len({c.payload.doc_version for c in chunks}) == 1
         ):
             complete[doc_id] = chunks
     return complete
-
-
-def _chunk_index(chunk: StoredChunk) -> int:
-    index = chunk.payload.get("chunk_index")
-    return index if isinstance(index, int) else -1
 
 
 def build_index_version(
@@ -366,8 +386,8 @@ def build_index_version(
                 old = previous.pop(file.doc_id, None)
                 try:
                     version = _file_version(file)
-                    if (old is not None and old[0].payload.get("doc_version") == version
-                            and old[0].payload.get("link_target") == file.link_target):
+                    if (old is not None and old[0].payload.doc_version == version
+                            and old[0].payload.link_target == file.link_target):
                         report.chunks += _reuse_chunks(
                             old, batch, report.version_id, file.acl,
                             file.modified_at.isoformat(),
@@ -453,13 +473,11 @@ def _with_override(
 
 def _carried_entry(
     doc_id: str,
-    chunk: StoredChunk,
+    chunk: _Previous,
     by_name: Mapping[str, SourceSettings],
     overrides: Mapping[str, tuple[str, ...]],
 ) -> DocumentEntry:
     """The table entry of a document carried over from the current version, with its ACL now."""
-    source, uri = str(chunk.payload.get("source")), str(chunk.payload.get("uri"))
-    target = chunk.payload.get("link_target")
-    target = target if isinstance(target, str) else None
+    source, uri, target = chunk.payload.source, chunk.payload.uri, chunk.payload.link_target
     acl = effective_acl(by_name[source], uri, overrides, target) or ()
     return DocumentEntry(source, uri, acl, target)

@@ -34,6 +34,7 @@ from control.quarantine import Quarantine, Quarantined
 from policies.acl_rules import AclSource, effective_acl
 from policies.policy_file import document_pattern_matches
 from retrieval.errors import StoreError
+from retrieval.payload import ChunkPayload
 from retrieval.scope import Scope
 from retrieval.store import ReadFilter
 from retrieval.versions import DocumentEntry, VersionCatalog
@@ -81,18 +82,15 @@ class VersionAccess:
                             if document_pattern_matches(pattern, d, e.source))
         return frozenset(docs), frozenset(sources)
 
-    def acl_now(self, payload: Mapping[str, object]) -> object:
+    def acl_now(self, payload: ChunkPayload) -> Acl:
         """The ACL a hit's document has now: today's if it changed, else the stored one."""
-        doc_id = payload.get("doc_id")
-        if isinstance(doc_id, str) and doc_id in self.changed:
-            return list(self.changed[doc_id])
-        return payload.get("acl")
+        return self.changed.get(payload.doc_id, payload.acl)
 
-    def admits(self, scope: Scope, payload: Mapping[str, object], access: ReadFilter) -> bool:
+    def admits(self, scope: Scope, payload: ChunkPayload, access: ReadFilter) -> bool:
         """The re-check of one hit, after the search: today's ACL, denials and quarantine."""
-        if payload.get("doc_id") in access.exclude_docs:
+        if payload.doc_id in access.exclude_docs:
             return False
-        if payload.get("source") in access.exclude_sources:
+        if payload.source in access.exclude_sources:
             return False
         return scope.can_read(self.acl_now(payload))
 

@@ -81,6 +81,7 @@ from qdrant_edge import SparseVector as EdgeSparseVector
 
 from retrieval.edge_probe import probe
 from retrieval.errors import StoreError
+from retrieval.payload import ACL, DOC_ID, SOURCE
 from retrieval.store import (
     DENSE,
     INDEXED_FIELDS,
@@ -183,16 +184,16 @@ def _any(key: str, values: Collection[str]) -> FieldCondition:
 
 def _read_filter(access: ReadFilter) -> Filter:
     """The engine's filter for `access` (see ReadFilter); never one that matches everything."""
-    stale: list[Any] = [_any("doc_id", access.acl_changed)] if access.acl_changed else []
-    by_acl = Filter(must=[_any("acl", access.principals)], must_not=stale or None)
+    stale: list[Any] = [_any(DOC_ID, access.acl_changed)] if access.acl_changed else []
+    by_acl = Filter(must=[_any(ACL, access.principals)], must_not=stale or None)
     allowed: list[Any] = [by_acl] if access.principals else []
     if access.include_docs:
-        allowed.append(_any("doc_id", access.include_docs))
+        allowed.append(_any(DOC_ID, access.include_docs))
     must_not: list[Any] = []
     if access.exclude_docs:
-        must_not.append(_any("doc_id", access.exclude_docs))
+        must_not.append(_any(DOC_ID, access.exclude_docs))
     if access.exclude_sources:
-        must_not.append(_any("source", access.exclude_sources))
+        must_not.append(_any(SOURCE, access.exclude_sources))
     return Filter(must=[Filter(should=allowed)], must_not=must_not or None)
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from retrieval.access import DocumentAccess
 from retrieval.bm25 import Bm25Encoder
 from retrieval.embedder import Embedder
 from retrieval.errors import NoIndexError, StoreError
+from retrieval.payload import ChunkHit, ChunkPayload
 from retrieval.readers import ReaderPool
 from retrieval.scope import Scope
 from retrieval.settings import RetrievalSettings
@@ -21,13 +22,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Retrieved:
-    """Hits the caller may read, from one index version, and how many failed the re-check."""
+    """Hits the caller may read, from one index version, and how many failed the re-check
+    (their payload did not parse, or the caller may not read them)."""
 
     index_version: str
-    hits: list[Hit]
+    hits: list[ChunkHit]
     dropped: int
     # The caller's permission check on this version, for checking chunks again downstream.
-    permitted: Callable[[Mapping[str, object]], bool]
+    permitted: Callable[[ChunkPayload], bool]
     mode: SearchMode = SearchMode.DENSE  # how the hits were ranked
 
 
@@ -86,15 +88,17 @@ class Retriever:
             hits = reader.search(vector.tolist(), access=read_filter, limit=top_k,
                                  sparse=sparse, ranking=ranking)
 
-        def permitted(payload: Mapping[str, object]) -> bool:
+        def permitted(payload: ChunkPayload) -> bool:
             return access.admits(scope, payload, read_filter)
 
-        kept = [h for h in hits if permitted(h.payload)]
+        parsed, unparsed = _parse(hits, version)
+        kept = [h for h in parsed if permitted(h.payload)]
         dropped = len(hits) - len(kept)
         if dropped:
-            # The store filter let through a chunk the caller may not read: never expected.
-            log.error("permission re-check dropped %d hit(s) for %s in %s",
-                      dropped, scope.user, version)
+            # The store filter let through a chunk the caller may not read, or one whose
+            # payload does not parse (no usable ACL, say): never expected.
+            log.error("permission re-check dropped %d hit(s) for %s in %s (%d with a payload "
+                      "that does not parse)", dropped, scope.user, version, unparsed)
         return Retrieved(version, kept, dropped, permitted, ranking.mode)
 
     def check_current(self) -> str | None:
@@ -115,3 +119,17 @@ class Retriever:
 
     def close(self) -> None:
         self._readers.close()
+
+
+def _parse(hits: list[Hit], version: str) -> tuple[list[ChunkHit], int]:
+    """The hits whose payload parses (retrieval/payload.py), and how many did not: those are
+    never served (fail closed), whatever their ACL says."""
+    parsed: list[ChunkHit] = []
+    for hit in hits:
+        try:
+            payload = ChunkPayload.from_payload(hit.payload)
+        except ValueError as exc:
+            log.error("index version %s: point %s not served: %s", version, hit.point_id, exc)
+            continue
+        parsed.append(ChunkHit(hit.point_id, hit.score, payload, hit.similarity))
+    return parsed, len(hits) - len(parsed)

@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from qdrant_client import QdrantClient, models
 
 from retrieval.errors import StoreError
+from retrieval.payload import ACL, DOC_ID, SOURCE
 from retrieval.store import (
     DENSE,
     INDEXED_FIELDS,
@@ -91,17 +92,17 @@ def _any(key: str, values: Collection[str]) -> models.FieldCondition:
 def _read_filter(access: ReadFilter) -> models.Filter:
     """The server's filter for `access` (see ReadFilter); never one that matches everything."""
     by_acl = models.Filter(
-        must=[_any("acl", access.principals)],
-        must_not=[_any("doc_id", access.acl_changed)] if access.acl_changed else None,
+        must=[_any(ACL, access.principals)],
+        must_not=[_any(DOC_ID, access.acl_changed)] if access.acl_changed else None,
     )
     allowed: list[models.Condition] = [by_acl] if access.principals else []
     if access.include_docs:
-        allowed.append(_any("doc_id", access.include_docs))
+        allowed.append(_any(DOC_ID, access.include_docs))
     must_not: list[models.Condition] = []
     if access.exclude_docs:
-        must_not.append(_any("doc_id", access.exclude_docs))
+        must_not.append(_any(DOC_ID, access.exclude_docs))
     if access.exclude_sources:
-        must_not.append(_any("source", access.exclude_sources))
+        must_not.append(_any(SOURCE, access.exclude_sources))
     return models.Filter(must=[models.Filter(should=allowed)], must_not=must_not or None)
 
 

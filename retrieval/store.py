@@ -24,15 +24,16 @@ from typing import Any, Protocol
 import numpy as np
 
 from retrieval.errors import StoreError
+from retrieval.payload import ACL, DOC_ID, SOURCE
 
 # Payload fields that carry a keyword index, created before the first write.
-INDEXED_FIELDS = ("acl", "doc_id", "source")
+INDEXED_FIELDS = (ACL, DOC_ID, SOURCE)
 # The one among them whose index is a tenant index (Qdrant's is_tenant, not Clearance's tenants):
 # when a version is sealed, the engine stores the chunks with the same ACL next to each other, so
 # a filtered search reads the permitted vectors in runs rather than one at a time from all over
 # the version (bench/query_latency.py, 100k chunks, 5% permitted: 3.0 -> 1.0 ms p50 dense,
 # 7.3 -> 3.8 ms hybrid).
-TENANT_FIELD = "acl"
+TENANT_FIELD = ACL
 # The name of the sparse (BM25) vector in a version that has one.
 SPARSE_VECTOR = "bm25"
 
@@ -142,8 +143,9 @@ class ReadFilter:
 class StoredChunk:
     """One chunk as written to a version: its point id, its vector and its payload.
 
-    The payload always holds `acl` (a list of principal strings), `doc_id`, `source` and `text`,
-    plus the citation metadata described in ingest/tagging.py.
+    The payload is a plain JSON object: what retrieval.payload.ChunkPayload.to_payload makes
+    (the store filters on its `acl`, `doc_id` and `source`; the stores themselves need nothing
+    else of it).
     """
 
     point_id: str  # a UUID string (uuid5 of doc id and chunk index)
@@ -155,6 +157,9 @@ class StoredChunk:
 @dataclass(frozen=True)
 class Hit:
     """One search result: the point id, its ranking score, its payload and its similarity.
+
+    The payload is as stored; the retriever parses it (retrieval.payload.ChunkHit) and drops a
+    hit whose payload does not parse.
 
     `score` is what ranked it (cosine similarity, BM25 or a fused score); `similarity` is always
     the cosine similarity of its dense vector to the query's, the measure of evidence strength.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -10,7 +11,10 @@ from pathlib import Path
 
 from control.state_file import write_json_atomic
 from retrieval.errors import StoreError
+from retrieval.payload import ChunkPayload
 from retrieval.store import VectorBackend
+
+log = logging.getLogger(__name__)
 
 _DOCS = ".docs.json"  # beside <id>.json: the version's document table
 
@@ -96,17 +100,17 @@ class VersionCatalog:
         reader = self.backend.open(version_id)
         try:
             table: dict[str, DocumentEntry] = {}
+            unparsed = 0
             for chunk in reader.iter_chunks():
-                p = chunk.payload
-                acl, target = p.get("acl"), p.get("link_target")
-                table.setdefault(
-                    str(p.get("doc_id")),
-                    DocumentEntry(
-                        str(p.get("source")), str(p.get("uri")),
-                        tuple(acl) if isinstance(acl, list) else (),
-                        target if isinstance(target, str) else None,
-                    ),
-                )
+                try:
+                    p = ChunkPayload.from_payload(chunk.payload)
+                except ValueError:
+                    unparsed += 1  # never served (retrieval/retriever.py): no entry either
+                    continue
+                table.setdefault(p.doc_id, DocumentEntry(p.source, p.uri, p.acl, p.link_target))
+            if unparsed:
+                log.warning("index version %s: %d chunk(s) with a payload that does not parse "
+                            "left out of its document table", version_id, unparsed)
             return table
         finally:
             reader.close()

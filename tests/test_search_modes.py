@@ -17,6 +17,7 @@ from retrieval.scope import Scope
 from retrieval.store import SearchMode, StoredChunk
 from retrieval.versions import DocumentEntry, VersionInfo
 from tests.conftest import EXAMPLE_USERS, Deployment, write_example_config
+from tests.payloads import chunk_payload
 from tests.test_end_to_end import CANARIES, QUESTIONS, may_read
 
 pytestmark = pytest.mark.e2e
@@ -97,11 +98,11 @@ def test_a_version_without_bm25_vectors_is_searched_dense(tmp_path: Path, embedd
     catalog = open_catalog(settings)
     text = "Staff get 25 days of annual leave each year."
     doc_id = "handbook:welcome.md"
-    payload = {"acl": ["group:staff"], "doc_id": doc_id, "source": "handbook",
-               "uri": "welcome.md", "text": text, "chunk_index": 0, "doc_version": "x"}
+    payload = chunk_payload(chunk_id=point_id(doc_id, 0), doc_id=doc_id, source="handbook",
+                            uri="welcome.md", title="Welcome", text=text, index_version="v1")
     writer = catalog.backend.create("v1", dim=embedder.dim)  # no sparse vectors
     writer.upsert([StoredChunk(point_id(doc_id, 0), embedder.embed_documents([text])[0].tolist(),
-                               payload)])
+                               payload.to_payload())])
     catalog.record_documents("v1", {doc_id: DocumentEntry("handbook", "welcome.md",
                                                           ("group:staff",))})
     catalog.record(VersionInfo("v1", "2026-01-01T00:00:00+00:00", embedder.name, embedder.dim,
@@ -114,7 +115,7 @@ def test_a_version_without_bm25_vectors_is_searched_dense(tmp_path: Path, embedd
         for mode in (None, SearchMode.SPARSE, SearchMode.HYBRID):
             retrieved = retriever.search("annual leave", scope=scope, top_k=3, mode=mode)
             assert retrieved.mode is SearchMode.DENSE
-            assert [h.payload["doc_id"] for h in retrieved.hits] == [doc_id]
+            assert [h.payload.doc_id for h in retrieved.hits] == [doc_id]
             assert retrieved.hits[0].similarity == retrieved.hits[0].score > 0.3
     finally:
         retriever.close()

@@ -9,11 +9,9 @@ from fastapi import APIRouter
 from api.deps import CallerDep, RequestIdDep, ServicesDep
 from api.openapi import BODY, KEYED, errors
 from api.schemas import SearchRequest, SearchResponse
+from retrieval.payload import ChunkHit
 
 router = APIRouter()
-
-_RESULT_FIELDS = ("doc_id", "source", "title", "uri", "page", "doc_version",
-                  "source_modified_at", "ingested_at", "text")
 
 
 @router.post(
@@ -31,9 +29,14 @@ def search(
         "request_id": request_id,
         "index_version": retrieved.index_version,
         "search_mode": retrieved.mode,
-        "results": [
-            {"chunk_id": h.point_id, "score": h.score, "similarity": h.similarity,
-             **{k: h.payload.get(k) for k in _RESULT_FIELDS}}
-            for h in retrieved.hits
-        ],
+        "results": [_result(h) for h in retrieved.hits],
     }
+
+
+def _result(hit: ChunkHit) -> dict[str, Any]:
+    p = hit.payload
+    return {"chunk_id": hit.point_id, "score": hit.score, "similarity": hit.similarity,
+            "doc_id": p.doc_id, "source": p.source, "title": p.title, "uri": p.uri,
+            "page": p.page, "doc_version": p.doc_version,
+            "source_modified_at": p.source_modified_at, "ingested_at": p.ingested_at,
+            "text": p.text}

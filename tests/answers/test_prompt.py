@@ -8,19 +8,21 @@ from answers.conversation import Question, Turn
 from answers.prompt import SYSTEM_PROMPT, EvidenceNotPermitted, build_prompt
 from answers.redaction import Redactor
 from answers.settings import RedactionSettings
+from retrieval.payload import ChunkHit, ChunkPayload
 from retrieval.scope import Scope
-from retrieval.store import Hit
+from tests.payloads import chunk_payload
 
 SCOPE = Scope(user="dave", principals=frozenset({"user:dave", "group:staff"}),
               policy_version="v")
 
 
-def hit(doc: str, text: str, acl: list[str]) -> Hit:
-    return Hit(f"id-{doc}", 0.8, {"doc_id": doc, "title": doc, "text": text, "acl": acl}, 0.8)
+def hit(doc: str, text: str, acl: list[str]) -> ChunkHit:
+    return ChunkHit(f"id-{doc}", 0.8,
+                    chunk_payload(doc_id=doc, title=doc, text=text, acl=tuple(acl)), 0.8)
 
 
-def permitted(payload) -> bool:
-    return SCOPE.can_read(payload.get("acl"))
+def permitted(payload: ChunkPayload) -> bool:
+    return SCOPE.can_read(payload.acl)
 
 
 def test_a_chunk_that_fails_the_permission_check_is_never_put_in_a_prompt():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from retrieval.edge_store import EdgeBackend
 from retrieval.errors import StoreError
 from retrieval.scope import Scope
 from retrieval.versions import DocumentEntry, VersionCatalog
+from tests.payloads import chunk_payload
 
 DOCS = {
     "ops:a.md": DocumentEntry("ops", "a.md", ("group:staff",)),
@@ -77,8 +79,10 @@ def test_a_rule_change_moves_access_and_the_cache_follows(tmp_path: Path):
     assert second.read_filter(STAFF).include_docs == frozenset()
     assert second.read_filter(CAROL).include_docs == {"ops:a.md"}
     # The re-check of a hit uses the ACL now, not the stored one.
-    assert second.acl_now({"doc_id": "ops:a.md", "acl": ["group:staff"]}) == ["user:carol"]
-    assert second.acl_now({"doc_id": "ops:board/b.md", "acl": ["user:carol"]}) == ["user:carol"]
+    assert second.acl_now(chunk_payload(doc_id="ops:a.md", acl=("group:staff",))) == (
+        "user:carol",)
+    assert second.acl_now(chunk_payload(doc_id="ops:board/b.md", acl=("user:carol",))) == (
+        "user:carol",)
 
 
 def test_an_override_wins_over_the_rules_and_clear_restores_them(tmp_path: Path):
@@ -152,9 +156,9 @@ def test_denials_and_quarantine_exclude_documents_in_the_filter_and_the_recheck(
     version = access.for_version("v1")
     f = version.read_filter(CAROL)
     assert f.exclude_docs == {"ops:a.md"}
-    payload = {"doc_id": "ops:a.md", "source": "ops", "acl": ["group:staff"]}
+    payload = chunk_payload(doc_id="ops:a.md", source="ops", acl=("group:staff",))
     assert not version.admits(CAROL, payload, f)
-    assert version.admits(CAROL, {**payload, "doc_id": "ops:other.md"}, f)
+    assert version.admits(CAROL, replace(payload, doc_id="ops:other.md"), f)
     Quarantine(tmp_path / "quarantine.json").release("document", "ops:a.md")
     assert access.for_version("v1").read_filter(CAROL).exclude_docs == frozenset()
 

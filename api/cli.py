@@ -103,15 +103,53 @@ def _admin(settings: Settings) -> AdminActions:
 
 
 def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
-    key = _admin(settings).create_key(Actor.cli(), args.name)
-    print(f"API key for user:{args.name} (shown once; only its hash is stored):")
+    from datetime import timedelta
+
+    expires = timedelta(days=args.expires_days) if args.expires_days else None
+    key, info = _admin(settings).create_key(
+        Actor.cli(), args.name, name=args.label, kind="service" if args.service else "personal",
+        scope=args.scope, expires_in=expires)
+    print(f"API key {info.id} ({info.kind}, scope {info.scope}, expires "
+          f"{info.expires_at or 'never'}) for user:{args.name} (shown once; only its hash is "
+          "stored):")
     print(key)
     return 0
 
 
 def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    if args.id:
+        if args.name:
+            raise ValueError("give a user NAME or --id KEY_ID, not both")
+        info = _admin(settings).revoke_key(Actor.cli(), args.id)
+        print(f"revoked key {info.id} of user:{info.user}")
+        return 0
+    if not args.name:
+        raise ValueError("give a user NAME (every key of theirs) or --id KEY_ID")
     count = _admin(settings).revoke_keys(Actor.cli(), args.name)
     print(f"revoked {count} key(s) of user:{args.name}")
+    return 0
+
+
+def _keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import timedelta
+
+    key, info = _admin(settings).rotate_key(Actor.cli(), args.key_id,
+                                            timedelta(hours=args.overlap_hours))
+    print(f"API key {info.id} replaces {args.key_id} for user:{info.user}; the old key works "
+          f"for {args.overlap_hours:g} more hour(s). The new key (shown once):")
+    print(key)
+    return 0
+
+
+def _keys_list(args: argparse.Namespace, settings: Settings) -> int:
+    from application.services import open_keys
+
+    keys = open_keys(settings).list_keys(args.user)
+    print(f"{'id':16}  {'user':16} {'name':12} {'kind':8} {'scope':5}  {'state':7}  "
+          f"{'created':25}  {'expires':25}  last used")
+    for k in keys:
+        print(f"{k.id:16}  {k.user:16} {k.name:12} {k.kind:8} {k.scope:5}  {k.state():7}  "
+              f"{k.created_at:25}  {k.expires_at or 'never':25}  {k.last_used_at or 'never'}")
     return 0
 
 
@@ -442,9 +480,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys = sub.add_parser("keys", help="issue and revoke API keys").add_subparsers(
         dest="keys_command", required=True)
-    add("create", _keys_create, "issue a key for user:NAME (printed last)", keys).add_argument(
-        "name")
-    add("revoke", _keys_revoke, "revoke every key of user:NAME", keys).add_argument("name")
+    create = add("create", _keys_create, "issue a key for user:NAME (printed last)", keys)
+    create.add_argument("--label", default="default", help="a name for the key, listed")
+    create.add_argument("--service", action="store_true", help="a service key (not personal)")
+    create.add_argument("--scope", choices=("admin", "query"), default="admin",
+                        help="admin: what the policy allows (default); query: search, chat "
+                             "and completions only")
+    create.add_argument("--expires-days", type=int, default=None, metavar="N",
+                        help="the key stops working after N days (default: never)")
+    create.add_argument("name")
+    revoke = add("revoke", _keys_revoke, "revoke every key of user:NAME, or one key (--id)",
+                 keys)
+    revoke.add_argument("name", nargs="?", default=None)
+    revoke.add_argument("--id", default=None, metavar="KEY_ID")
+    rotate = add("rotate", _keys_rotate, "replace a key by a new one (printed last); the old "
+                 "one keeps working for the overlap", keys)
+    rotate.add_argument("key_id", metavar="KEY_ID")
+    rotate.add_argument("--overlap-hours", type=float, default=24.0, metavar="H")
+    add("list", _keys_list, "every key: id, user, name, kind, scope, state, created, expires, "
+        "last used (never the key)", keys).add_argument("--user", default=None)
 
     index = sub.add_parser("index", help="index versions").add_subparsers(
         dest="index_command", required=True)

@@ -91,11 +91,14 @@ def get_scope(
     if scheme.lower() != "bearer" or not key.strip():
         _unauthorized(limits, request, request_id, "malformed Authorization header",
                       wrong_key=True)
-    user = services.keys.authenticate(key.strip())
-    if user is None:
-        _unauthorized(limits, request, request_id, "unknown or revoked API key", wrong_key=True)
-    assert user is not None
+    found = services.keys.identify(key.strip())
+    if found is None:
+        _unauthorized(limits, request, request_id, "unknown, revoked or expired API key",
+                      wrong_key=True)
+    assert found is not None
+    user = found.user
     request.state.caller = f"user:{user}"  # for the request's audit record
+    request.state.key_scope = found.scope
     wait = limits.key_wait(user)
     if wait:
         _throttled(limits, request, request_id, "too many requests with this key: the limit is "
@@ -120,7 +123,13 @@ CALLER = ("documents", "read")  # any caller with a key; results filtered by the
 def require(resource: str, action: str) -> Callable[..., Scope]:
     """A dependency that lets the call through only if Casbin grants `action` on `resource`."""
 
-    def check(scope: ScopeDep, services: ServicesDep) -> Scope:
+    def check(scope: ScopeDep, services: ServicesDep, request: Request) -> Scope:
+        if getattr(request.state, "key_scope", "admin") != "admin":
+            raise HTTPException(
+                status_code=403,
+                detail=f"this key's scope is {request.state.key_scope}: it may search, chat "
+                "and complete, not take admin actions; use a key of scope admin",
+            )
         if not services.policy.allows(scope.user, resource, action):
             raise HTTPException(
                 status_code=403,

@@ -13,6 +13,7 @@ import functools
 import getpass
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from application.build_jobs import JobRunner
@@ -20,7 +21,8 @@ from application.errors import AdminError, Conflict, Invalid, NotFound
 from control.acl_overrides import AclOverrides
 from control.audit import AuditStore, admin_record
 from control.jobs import Job
-from control.keys import KeyStore
+from control.keys import KeyInfo, KeyScope, KeyStore
+from control.keys import Kind as KeyKind
 from control.pause import PauseSwitch, Target
 from control.quarantine import Kind, Quarantine, QuarantineEntry
 from ingest.jobs import BuildRunning
@@ -146,12 +148,45 @@ class AdminActions:
     # API keys
 
     @_action("keys.create")
-    def create_key(self, actor: Actor, user: str) -> str:
+    def create_key(self, actor: Actor, user: str, *, name: str = "default",
+                   kind: KeyKind = "personal", scope: KeyScope = "admin",
+                   expires_in: timedelta | None = None) -> tuple[str, KeyInfo]:
+        """A new key: (the plaintext, shown once; what may be shown of it). Invalid for a bad
+        user, name or lifetime."""
+        expires = None if expires_in is None else (datetime.now(UTC) + expires_in).isoformat(
+            timespec="seconds")
         try:
-            return self.keys.create(user, before_commit=self._record(actor, "keys.create",
-                                                                     user=user))
+            return self.keys.issue(user, before_commit=self._record(
+                actor, "keys.create", user=user, name=name, kind=kind, scope=scope,
+                expires_at=expires), name=name, kind=kind, scope=scope, expires_in=expires_in)
         except ValueError as exc:
             raise Invalid(str(exc)) from None
+
+    @_action("keys.rotate")
+    def rotate_key(self, actor: Actor, key_id: str, overlap: timedelta) -> tuple[str, KeyInfo]:
+        """A new key in place of `key_id`, the old one working for `overlap` more; (the new
+        plaintext key, its info). NotFound for a key that is not active."""
+        old = next((k for k in self.keys.list_keys() if k.id == key_id), None)
+        if old is None or old.state() != "active":
+            raise NotFound(f"no active key {key_id!r}; `clearance keys list` shows the ids")
+        details = {"key_id": key_id, "user": old.user, "overlap_s": overlap.total_seconds()}
+        try:
+            key, new, _ = self.keys.rotate(key_id, overlap, before_commit=self._record(
+                actor, "keys.rotate", **details))
+        except KeyError:
+            raise NotFound(f"no active key {key_id!r}") from None
+        except ValueError as exc:
+            raise Invalid(str(exc)) from None
+        return key, new
+
+    @_action("keys.revoke")
+    def revoke_key(self, actor: Actor, key_id: str) -> KeyInfo:
+        """Revoke one key by id; NotFound if no such key is unrevoked."""
+        revoked = self.keys.revoke_id(key_id, before_commit=self._record(
+            actor, "keys.revoke", key_id=key_id))
+        if revoked is None:
+            raise NotFound(f"no unrevoked key {key_id!r}; `clearance keys list` shows the ids")
+        return revoked
 
     @_action("keys.revoke")
     def revoke_keys(self, actor: Actor, user: str) -> int:

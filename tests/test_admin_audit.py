@@ -21,6 +21,7 @@ import pytest
 from api.app import ROUTERS
 from api.cli import build_parser, main
 from application.admin import ACTIONS
+from application.services import open_keys
 from ingest.jobs import build_lock
 from retrieval.embedder import Embedder
 from tests.conftest import Deployment, serve_example
@@ -39,6 +40,11 @@ HTTP_CALLS: dict[tuple[str, str], tuple[str, dict[str, Any] | None, int, str, st
     ("POST", "/v1/admin/reindex"): ("/v1/admin/reindex", None, 409, "index.reindex", "refused"),
     ("POST", "/v1/admin/keys"): ("/v1/admin/keys", {"user": "newcomer"}, 201, "keys.create",
                                  "ok"),
+    # {newcomer_key}: the id of newcomer's newest active key when the call is made.
+    ("POST", "/v1/admin/keys/{key_id}/rotate"): (
+        "/v1/admin/keys/{newcomer_key}/rotate", {"overlap_hours": 1}, 201, "keys.rotate", "ok"),
+    ("POST", "/v1/admin/keys/{key_id}/revoke"): (
+        "/v1/admin/keys/{newcomer_key}/revoke", None, 200, "keys.revoke", "ok"),
     ("DELETE", "/v1/admin/keys/{user}"): ("/v1/admin/keys/newcomer", None, 200, "keys.revoke",
                                           "ok"),
     ("PUT", "/v1/admin/documents/{doc_id:path}/acl"): (
@@ -67,6 +73,7 @@ CLI_CALLS: dict[tuple[str, ...], tuple[list[str], str, int]] = {
     ("ingest",): (["ingest", "--source", "handbook"], "index.reindex", 0),
     ("index", "rollback"): (["index", "rollback"], "index.rollback", 0),
     ("keys", "create"): (["keys", "create", "newcomer"], "keys.create", 0),
+    ("keys", "rotate"): (["keys", "rotate", "{newcomer_key}"], "keys.rotate", 0),
     ("keys", "revoke"): (["keys", "revoke", "newcomer"], "keys.revoke", 0),
     ("acl", "set"): (["acl", "set", DOC, "--allow", "user:dave"], "acl.set", 0),
     ("acl", "clear"): (["acl", "clear", DOC], "acl.clear", 0),
@@ -82,7 +89,7 @@ CLI_CALLS: dict[tuple[str, ...], tuple[list[str], str, int]] = {
 # Commands that only read (`pause` with no TARGET shows the switch, and is in CLI_CALLS too).
 CLI_READS = {("serve",), ("index", "versions"), ("acl", "show"), ("policy", "show"),
              ("policy", "explain"), ("quarantine", "list"), ("audit", "verify"),
-             ("audit", "anchor"), ("eval", "beir"), ("db", "status")}
+             ("audit", "anchor"), ("eval", "beir"), ("db", "status"), ("keys", "list")}
 # Commands on the PostgreSQL control plane itself, which this file's world (files) has none of:
 # their records ("db.migrate", "db.import", naming cli:LOGIN) are checked in
 # tests/control/test_postgres.py::test_db_commands_migrate_import_and_are_on_record.
@@ -97,6 +104,12 @@ def _cli_commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()
             for name, sub in action.choices.items():
                 found |= _cli_commands(sub, (*prefix, name)) or {(*prefix, name)}
     return found
+
+
+def _newcomer_key(deployed: Deployment) -> str:
+    active = [k for k in open_keys(deployed.settings).list_keys("newcomer")
+              if k.state() == "active"]
+    return active[-1].id if active else "0" * 16
 
 
 def _records(deployed: Deployment) -> list[dict[str, Any]]:
@@ -125,6 +138,7 @@ def admin_world(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
 def test_each_admin_call_over_http_writes_one_record_naming_the_caller(admin_world: Deployment):
     with admin_world.client("root") as admin:
         for (method, _), (path, body, status, action, outcome) in HTTP_CALLS.items():
+            path = path.replace("{newcomer_key}", _newcomer_key(admin_world))
             before = len(_records(admin_world))
             if action == "index.reindex" and outcome == "refused":
                 with build_lock(admin_world.settings.data_dir):
@@ -145,6 +159,7 @@ def test_each_admin_cli_command_writes_one_record_naming_the_caller(
 ):
     config = ["--config", str(admin_world.config)]
     for args, action, status in CLI_CALLS.values():
+        args = [a.replace("{newcomer_key}", _newcomer_key(admin_world)) for a in args]
         before = len(_records(admin_world))
         assert main([*args, *config]) == status, (args, capsys.readouterr())
         new = _records(admin_world)[before:]

@@ -152,7 +152,7 @@ def test_search_results_carry_the_documented_fields(deployment: Deployment):
     ("headers", "reason"),
     [
         ({}, "missing API key"),
-        ({"Authorization": "Bearer clr_not-a-real-key"}, "unknown or revoked API key"),
+        ({"Authorization": "Bearer clr_not-a-real-key"}, "unknown, revoked or expired API key"),
         ({"Authorization": "Basic abc"}, "malformed Authorization header"),
     ],
 )

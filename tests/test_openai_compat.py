@@ -68,7 +68,7 @@ def test_a_wrong_key_gets_401(deployment: Deployment):
         bad.chat.completions.create(model="clearance",
                                     messages=[{"role": "user", "content": QUESTION}])
     assert raised.value.status_code == 401
-    assert "unknown or revoked API key" in str(raised.value)
+    assert "unknown, revoked or expired API key" in str(raised.value)
     with pytest.raises(openai.AuthenticationError):
         bad.models.list()
 

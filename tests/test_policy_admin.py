@@ -9,6 +9,7 @@ import json
 import os
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from retrieval.embedder import Embedder
@@ -186,3 +187,68 @@ def test_keys_and_audit_verify_through_the_api(dep: Deployment):
         verify = admin.get("/v1/admin/audit/verify").json()
     assert verify["ok"] is True and verify["records"] > 10
     assert key not in dep.settings.audit_log.read_text(encoding="utf-8")
+
+
+def _search(dep: Deployment, key: str) -> httpx.Response:
+    with dep.client() as anon:
+        return anon.post("/v1/search", json={"query": QUERY},
+                         headers={"Authorization": f"Bearer {key}"})
+
+
+def test_key_lifecycle_through_the_api_and_cli(dep: Deployment):
+    with dep.client("root") as admin:
+        # A query-scoped key of an admin: it searches, and is refused on every admin route.
+        made = admin.post("/v1/admin/keys", json={"user": "root", "name": "laptop",
+                                                  "scope": "query", "expires_in_days": 7})
+        assert made.status_code == 201, made.text
+        body = made.json()
+        query_key, key_id = body["key"], body["id"]
+        assert (body["scope"], body["kind"], body["state"]) == ("query", "personal", "active")
+        assert body["expires_at"] is not None
+        assert _search(dep, query_key).status_code == 200
+        with dep.client() as anon:
+            refused = anon.get("/v1/admin/policy",
+                               headers={"Authorization": f"Bearer {query_key}"})
+        assert refused.status_code == 403 and "scope is query" in refused.text
+
+        # Listing shows every key's facts, never a key or a hash.
+        listed = admin.get("/v1/admin/keys")
+        assert listed.status_code == 200
+        entry = next(k for k in listed.json()["keys"] if k["id"] == key_id)
+        assert (entry["name"], entry["scope"], entry["last_used_at"] is not None) == (
+            "laptop", "query", True)
+        assert query_key not in listed.text and "hash" not in listed.text
+
+        # Rotation: with an overlap both keys work; the replaced one then stops at once
+        # when rotated again with none.
+        rotated = admin.post(f"/v1/admin/keys/{key_id}/rotate", json={"overlap_hours": 1})
+        assert rotated.status_code == 201, rotated.text
+        second, second_id = rotated.json()["key"], rotated.json()["id"]
+        assert rotated.json()["replaces"] == key_id and rotated.json()["name"] == "laptop"
+        assert _search(dep, query_key).status_code == _search(dep, second).status_code == 200
+        again = admin.post(f"/v1/admin/keys/{second_id}/rotate", json={"overlap_hours": 0})
+        expired = _search(dep, second)
+        assert expired.status_code == 401 and "expired" in expired.text
+        assert _search(dep, again.json()["key"]).status_code == 200
+        assert admin.post(f"/v1/admin/keys/{second_id}/rotate").status_code == 404
+
+        # Revocation of one key by id.
+        assert admin.post(f"/v1/admin/keys/{key_id}/revoke").json()["state"] == "revoked"
+        assert _search(dep, query_key).status_code == 401
+        assert admin.post(f"/v1/admin/keys/{key_id}/revoke").status_code == 404
+        assert admin.post("/v1/admin/keys", json={"user": "root", "scope": "all"}
+                          ).status_code == 422
+
+    cli = clearance(dep, "keys", "list", "--user", "root")
+    assert cli.returncode == 0 and "laptop" in cli.stdout and "revoked" in cli.stdout
+    assert query_key not in cli.stdout
+    made = clearance(dep, "keys", "create", "grace", "--service", "--scope", "query",
+                     "--expires-days", "30", "--label", "etl")
+    assert made.returncode == 0, made.stderr
+    assert "service, scope query" in made.stdout
+    new_id = made.stdout.split()[2]
+    assert clearance(dep, "keys", "revoke", "--id", new_id).returncode == 0
+    assert clearance(dep, "keys", "revoke", "--id", new_id).returncode == 1
+    records = [(r["action"], r["outcome"]) for r in audit_records(dep)]
+    assert records.count(("keys.rotate", "ok")) == 2
+    assert ("keys.rotate", "refused") in records

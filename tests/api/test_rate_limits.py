@@ -156,7 +156,7 @@ def test_a_thousand_wrong_keys_lock_the_address_out_and_leave_a_handful_of_recor
     assert refused[0]["request_id"] == wrong[0].headers["X-Request-ID"]
     aggregated = next(r for r in refused if "count" in r)
     assert {(b["reason"], b["count"]) for b in aggregated["by"]} == {
-        ("unknown or revoked API key", 4), (
+        ("unknown, revoked or expired API key", 4), (
             "too many wrong API keys from this address; try again after Retry-After seconds",
             996)}
     assert aggregated not in while_serving  # written at shutdown, not lost

@@ -274,3 +274,43 @@ def test_a_policy_that_stops_parsing_leaves_the_last_good_one(plane: Plane):
     assert plane.policy.last_error is not None
     with pytest.raises(PolicyError):
         plane.other()
+
+
+def test_key_lifecycle_rotation_expiry_scope_and_listing(plane: Plane):
+    from datetime import timedelta
+
+    other = plane.other()
+    key, info = plane.keys.issue("svc-report", name="nightly", kind="service", scope="query",
+                                 expires_in=timedelta(days=30))
+    assert (info.kind, info.scope, info.state()) == ("service", "query", "active")
+    found = other.keys.identify(key)
+    assert found is not None and (found.user, found.scope) == ("svc-report", "query")
+    listed = other.keys.list_keys("svc-report")
+    assert [(k.id, k.name, k.state()) for k in listed] == [(info.id, "nightly", "active")]
+    assert listed[0].last_used_at is not None  # identify noted the use
+    assert "hash" not in vars(listed[0]) and key not in repr(listed)
+
+    # Rotation with an overlap: both work; the new key keeps the name, kind, scope, lifetime.
+    new_key, new, old = plane.keys.rotate(info.id, timedelta(hours=1))
+    assert (new.name, new.kind, new.scope) == ("nightly", "service", "query")
+    assert new.expires_at is not None and old.expires_at is not None
+    assert old.expires_at < new.expires_at
+    assert other.keys.authenticate(key) == other.keys.authenticate(new_key) == "svc-report"
+    # Rotation without an overlap: the old key stops at once.
+    newest_key, newest, _ = other.keys.rotate(new.id, timedelta(0))
+    assert plane.keys.authenticate(new_key) is None
+    assert plane.keys.authenticate(newest_key) == "svc-report"
+    states = {k.id: k.state() for k in plane.keys.list_keys("svc-report")}
+    assert states == {info.id: "active", new.id: "expired", newest.id: "active"}
+    with pytest.raises(KeyError):
+        plane.keys.rotate(new.id, timedelta(hours=1))  # expired
+    with pytest.raises(KeyError):
+        plane.keys.rotate("0" * 16, timedelta(hours=1))
+    # Revocation of one key by its id.
+    assert other.keys.revoke_id(newest.id) is not None
+    assert plane.keys.authenticate(newest_key) is None
+    assert plane.keys.revoke_id(newest.id) is None
+    with pytest.raises(ValueError):
+        plane.keys.issue("bob", scope="root")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        plane.keys.issue("bob", expires_in=timedelta(days=-1))

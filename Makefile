@@ -28,7 +28,12 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/clearance serve
 
-test: $(STAMP)
+# The real OpenID provider the identity tests run (node-oidc-provider, pinned by its lock file).
+PROVIDER := tests/identity/provider
+$(PROVIDER)/node_modules/.package-lock.json: $(PROVIDER)/package-lock.json
+	npm ci --prefix $(PROVIDER) --no-audit --no-fund --loglevel=error
+
+test: $(STAMP) $(PROVIDER)/node_modules/.package-lock.json
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
@@ -37,4 +42,4 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache $(PROVIDER)/node_modules .import_linter_cache

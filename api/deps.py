@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 from fastapi import Depends, Header, HTTPException, Request
 
 from api.ratelimit import Limits, retry_after
 from application.admin import Actor
 from application.services import Services
+from identity.oidc import TokenRejected, looks_like_jwt
 from retrieval.scope import Scope, scope_for
 
 
@@ -46,7 +47,7 @@ def _address(request: Request) -> str:
 
 
 def _unauthorized(limits: Limits, request: Request, request_id: str, reason: str, *,
-                  wrong_key: bool) -> None:
+                  wrong_key: bool) -> NoReturn:
     # Audited through the tally: the first refusal from an address in a window has its own
     # record, later ones are counted, so guessing keys cannot make a record each.
     address = _address(request)
@@ -91,14 +92,23 @@ def get_scope(
     if scheme.lower() != "bearer" or not key.strip():
         _unauthorized(limits, request, request_id, "malformed Authorization header",
                       wrong_key=True)
-    found = services.keys.identify(key.strip())
-    if found is None:
-        _unauthorized(limits, request, request_id, "unknown, revoked or expired API key",
-                      wrong_key=True)
-    assert found is not None
-    user = found.user
+    key = key.strip()
+    if looks_like_jwt(key) and services.oidc.enabled:
+        try:
+            user = services.oidc.verify(key).user
+        except TokenRejected as exc:
+            _unauthorized(limits, request, request_id, f"access token refused: {exc}",
+                          wrong_key=True)
+        key_scope = "admin"  # what the user's policy allows
+    else:
+        found = services.keys.identify(key)
+        if found is None:
+            _unauthorized(limits, request, request_id, "unknown, revoked or expired API key",
+                          wrong_key=True)
+        assert found is not None
+        user, key_scope = found.user, found.scope
     request.state.caller = f"user:{user}"  # for the request's audit record
-    request.state.key_scope = found.scope
+    request.state.key_scope = key_scope
     wait = limits.key_wait(user)
     if wait:
         _throttled(limits, request, request_id, "too many requests with this key: the limit is "

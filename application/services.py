@@ -32,6 +32,7 @@ from control.pg_state import seed_document
 from control.policy_store import policy_document
 from control.postgres import Database
 from control.quarantine import Quarantine
+from identity.oidc import OidcVerifier
 from policies.enforcer import PolicyEngine
 from policies.policy_file import parse_policy
 from retrieval.access import DocumentAccess
@@ -215,6 +216,7 @@ class Services:
     pause: PauseSwitch
     composer: AnswerComposer
     admin: AdminActions
+    oidc: OidcVerifier
 
     def audit_problem(self) -> Unwritable | None:
         """Why an audit record could not be written now, or None (for /healthz, and before a
@@ -231,6 +233,7 @@ class Services:
         return filesystem_problem(self.settings.pause_file.parent, "the pause file")
 
     def close(self) -> None:
+        self.oidc.close()
         self.composer.close()
         self.retriever.close()
         self.catalog.backend.close()
@@ -267,4 +270,5 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         composer=composer,
         admin=open_admin(settings, policy=policy, access=access, catalog=catalog, jobs=jobs,
                          audit=audit, keys=keys, pause=pause),
+        oidc=OidcVerifier(settings.oidc),
     )

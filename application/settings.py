@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from answers.settings import AnswerSettings, LlmSettings, RedactionSettings
+from identity.oidc import OidcSettings
 from ingest.errors import ConfigError
 from ingest.settings import IngestSettings, SourceSettings
 from policies import DEFAULT_MODEL, DEFAULT_POLICY
@@ -89,6 +90,8 @@ class Settings(BaseSettings):
     redaction: RedactionSettings = RedactionSettings()
     answers: AnswerSettings = AnswerSettings()
     server: ServerSettings = ServerSettings()
+    # Identity providers whose access tokens are accepted beside API keys (identity/oidc.py).
+    oidc: OidcSettings = OidcSettings()
 
     @classmethod
     def settings_customise_sources(

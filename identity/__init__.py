@@ -1,0 +1,1 @@
+"""Who the caller is, from outside: OIDC access tokens of the organisation's identity provider."""

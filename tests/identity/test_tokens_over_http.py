@@ -1,0 +1,61 @@
+"""Access tokens over HTTP, beside API keys: a token for alice sees what alice's key sees, and
+a refused token gets 401 with its reason, on record."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from retrieval.embedder import Embedder
+from tests.conftest import Deployment, serve_config, write_example_config
+from tests.identity.signing_idp import SigningIdp
+from tests.test_acl_changes import QUERY
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
+          ) -> Iterator[tuple[Deployment, SigningIdp]]:
+    with SigningIdp() as idp:
+        idp.add_key("k1")
+        config = write_example_config(tmp_path_factory.mktemp("oidc"))
+        with config.open("a", encoding="utf-8") as f:
+            f.write(f'\n[[oidc.issuers]]\nissuer = "{idp.issuer}"\naudience = "clearance"\n')
+        with serve_config(config, embedder, ["alice", "dave", "root"]) as deployed:
+            yield deployed, idp
+
+
+def _search(deployed: Deployment, bearer: str) -> tuple[int, dict]:
+    with deployed.client() as client:
+        response = client.post("/v1/search", json={"query": QUERY, "top_k": 50},
+                               headers={"Authorization": f"Bearer {bearer}"})
+    return response.status_code, response.json()
+
+
+def test_a_token_sees_what_the_users_key_sees(world: tuple[Deployment, SigningIdp]):
+    deployed, idp = world
+    for user in ("alice", "dave"):
+        status, by_token = _search(deployed, idp.token(sub=user))
+        assert status == 200
+        _, by_key = _search(deployed, deployed.keys[user])
+        assert {r["doc_id"] for r in by_token["results"]} == {
+            r["doc_id"] for r in by_key["results"]} != set()
+    alice = {r["doc_id"] for r in _search(deployed, idp.token(sub="alice"))[1]["results"]}
+    dave = {r["doc_id"] for r in _search(deployed, idp.token(sub="dave"))[1]["results"]}
+    assert alice != dave
+
+
+def test_a_refused_token_gets_401_with_its_reason_on_record(
+        world: tuple[Deployment, SigningIdp]):
+    deployed, idp = world
+    status, body = _search(deployed, idp.token(exp=int(time.time()) - 600))
+    assert status == 401 and "access token refused: the token has expired" in body["error"]
+    status, body = _search(deployed, idp.token(aud="another"))
+    assert status == 401 and "not for this service" in body["error"]
+    records = [json.loads(line) for line in
+               deployed.settings.audit_log.read_text("utf-8").splitlines()]
+    assert any("the token has expired" in str(r.get("reason")) for r in records)

@@ -22,6 +22,7 @@ from retrieval.errors import RetrievalError
 
 if TYPE_CHECKING:
     from application.admin import AdminActions
+    from control.keys import Kind as KeyKind
     from control.postgres import Database
     from control.quarantine import Kind
     from policies.enforcer import PolicyEngine
@@ -106,9 +107,12 @@ def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import timedelta
 
     expires = timedelta(days=args.expires_days) if args.expires_days else None
+    if args.service and args.frontend:
+        raise ValueError("a key is --service or --frontend, not both")
+    kind: KeyKind = "frontend" if args.frontend else "service" if args.service else "personal"
     key, info = _admin(settings).create_key(
-        Actor.cli(), args.name, name=args.label, kind="service" if args.service else "personal",
-        scope=args.scope, expires_in=expires)
+        Actor.cli(), args.name, name=args.label, kind=kind,
+        scope="query" if args.frontend else args.scope, expires_in=expires)
     print(f"API key {info.id} ({info.kind}, scope {info.scope}, expires "
           f"{info.expires_at or 'never'}) for user:{args.name} (shown once; only its hash is "
           "stored):")
@@ -399,6 +403,7 @@ def _audit_anchor(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _database(settings: Settings) -> Database:
+    from control.keys import Kind as KeyKind
     from control.postgres import Database
 
     if settings.database_url is None:
@@ -483,6 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
     create = add("create", _keys_create, "issue a key for user:NAME (printed last)", keys)
     create.add_argument("--label", default="default", help="a name for the key, listed")
     create.add_argument("--service", action="store_true", help="a service key (not personal)")
+    create.add_argument("--frontend", action="store_true",
+                        help="a trusted front-end's key (scope query): it names its signed-in "
+                             "user in the header its [[frontends]] entry gives")
     create.add_argument("--scope", choices=("admin", "query"), default="admin",
                         help="admin: what the policy allows (default); query: search, chat "
                              "and completions only")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated, NoReturn
 
 from fastapi import Depends, Header, HTTPException, Request
 
+from api.frontends import FrontendRefused, end_user, user_headers
 from api.ratelimit import Limits, retry_after
 from application.admin import Actor
 from application.services import Services
@@ -93,13 +95,16 @@ def get_scope(
         _unauthorized(limits, request, request_id, "malformed Authorization header",
                       wrong_key=True)
     key = key.strip()
+    frontends = services.settings.frontends
+    named = [h for h in user_headers(frontends) if h in request.headers]
+    via: str | None = None
     if looks_like_jwt(key) and services.oidc.enabled:
         try:
-            user = services.oidc.verify(key).user
+            token = services.oidc.verify(key)
         except TokenRejected as exc:
             _unauthorized(limits, request, request_id, f"access token refused: {exc}",
                           wrong_key=True)
-        key_scope = "admin"  # what the user's policy allows
+        user, key_scope, via = token.user, "admin", f"oidc:{token.issuer}"
     else:
         found = services.keys.identify(key)
         if found is None:
@@ -107,13 +112,27 @@ def get_scope(
                           wrong_key=True)
         assert found is not None
         user, key_scope = found.user, found.scope
+        if found.kind == "frontend":
+            try:
+                user, frontend = end_user(frontends, found.user, request.headers)
+            except FrontendRefused as exc:
+                _unauthorized(limits, request, request_id, str(exc), wrong_key=False)
+            if not services.policy.knows(user):
+                _unauthorized(limits, request, request_id, f"front-end {frontend.name} names "
+                              f"user {user!r}, whom the policy does not know", wrong_key=False)
+            via = f"frontend:{frontend.name}"
+            named = []
+    if named:
+        _unauthorized(limits, request, request_id, f"{named[0]} names a user, which only a "
+                      "front-end's key may do", wrong_key=False)
     request.state.caller = f"user:{user}"  # for the request's audit record
     request.state.key_scope = key_scope
     wait = limits.key_wait(user)
     if wait:
         _throttled(limits, request, request_id, "too many requests with this key: the limit is "
                    f"{limits.settings.per_key_per_minute} a minute", wait, caller=f"user:{user}")
-    return scope_for(services.policy, user)
+    scope = scope_for(services.policy, user)
+    return replace(scope, via=via) if via else scope
 
 
 ScopeDep = Annotated[Scope, Depends(get_scope)]

@@ -125,6 +125,7 @@ class RetrievalService:
             "principals": sorted(scope.principals),
             "denied": list(scope.denied),
             "policy_version": scope.policy_version,
+            **({"via": scope.via} if scope.via else {}),
             "query": redacted.text,
             "query_hmac": self._redactor.fingerprint(query),
             **({"redacted": dict(redacted.counts)} if redacted.counts else {}),

@@ -64,6 +64,17 @@ class ServerSettings(BaseModel):
     rate_limits: RateLimitSettings = RateLimitSettings()
 
 
+class FrontendSettings(BaseModel):
+    """A trusted front-end (`[[frontends]]`): its key's user NAME, the header naming the
+    signed-in user, and the domain when that header is an e-mail address (api/frontends.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    user_header: str = Field(default="X-OpenWebUI-User-Email", pattern=r"^[A-Za-z0-9-]{1,64}$")
+    email_domain: str | None = None
+
+
 class Settings(BaseSettings):
     """Everything the service reads, with paths already resolved."""
 
@@ -92,6 +103,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     # Identity providers whose access tokens are accepted beside API keys (identity/oidc.py).
     oidc: OidcSettings = OidcSettings()
+    frontends: list[FrontendSettings] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(

@@ -6,9 +6,11 @@ changed under its lock (control/state_file.py). Plaintext keys are returned once
 and `rotate` and never stored. A server's `KeyStore` re-reads the document when it changes, so
 keys created or revoked by the CLI (another process) take effect without a restart.
 
-Lifecycle: a key is `personal` or `service` (a label, listed), has a `scope` (`admin`: what the
-caller's policy allows; `query`: search, chat and completions only, refused on admin routes
-even if the policy would allow them), and may expire (`expires_at`; an expired key is refused
+Lifecycle: a key is `personal`, `service` (labels, listed) or `frontend` (a trusted front-end
+that names its end user in a header, api/frontends.py: never a user itself). It has a `scope`
+(`admin`: what the caller's policy allows; `query`: search, chat and completions only, refused
+on admin routes even if the policy would allow them; a front-end key is always `query`), and
+may expire (`expires_at`; an expired key is refused
 like a revoked one). `rotate` issues a new key with the same user, name, kind, scope and
 lifetime, and cuts the old key's life to an overlap during which both work. When a key was
 last used is kept apart (`key_usage`), written at most once a minute per key and process, so
@@ -37,9 +39,9 @@ from control.errors import StateUnreadable
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "clr_"
-Kind = Literal["personal", "service"]
+Kind = Literal["personal", "service", "frontend"]
 KeyScope = Literal["admin", "query"]
-KINDS: tuple[Kind, ...] = ("personal", "service")
+KINDS: tuple[Kind, ...] = ("personal", "service", "frontend")
 SCOPES: tuple[KeyScope, ...] = ("admin", "query")
 USAGE_WRITE_EVERY_S = 60.0
 USER_PRINCIPAL_PREFIX = "user:"
@@ -121,6 +123,7 @@ class Authenticated:
     user: str
     key_id: str
     scope: KeyScope
+    kind: Kind = "personal"
 
 
 def _expired(expires_at: str | None, now: datetime | None = None) -> bool:
@@ -262,7 +265,8 @@ class KeyStore:
         if match is None or _expired(match.get("expires_at")):
             return None
         self._note_use(match["id"])
-        return Authenticated(match["user"], match["id"], match.get("scope", "admin"))
+        return Authenticated(match["user"], match["id"], match.get("scope", "admin"),
+                             match.get("kind", "personal"))
 
     def _note_use(self, key_id: str) -> None:
         """Record when a key was last used, at most once a minute per key in this process; a
@@ -286,6 +290,9 @@ def _new_key(user: str, *, name: str, kind: str, scope: str, expires_in: timedel
         raise ValueError(f"invalid key name {name!r}: 1-64 printable characters")
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r} must be one of {', '.join(KINDS)}")
+    if kind == "frontend" and scope != "query":
+        raise ValueError("a front-end key has scope query: it asks for its users, it does not "
+                         "administer")
     if scope not in SCOPES:
         raise ValueError(f"scope {scope!r} must be one of {', '.join(SCOPES)}")
     if expires_in is not None and expires_in <= timedelta(0):

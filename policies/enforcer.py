@@ -170,6 +170,13 @@ class PolicyEngine:
     def policy(self) -> Policy:
         return self._current().policy
 
+    def knows(self, user: str) -> bool:
+        """Whether the policy names the user (a membership or a rule of theirs)."""
+        name = f"user:{normalize(user)}"
+        policy = self._current().policy
+        return (any(m.member == name for m in policy.memberships)
+                or any(r.subject == name for r in policy.rules))
+
     def tenants_of(self, user: str) -> list[str]:
         """The tenants where the user has a membership; the default tenant if none."""
         subject = f"user:{normalize(user)}"

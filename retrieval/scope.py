@@ -18,6 +18,9 @@ class Scope:
     policy_version: str
     # Read denials from the policy: "source:NAME" or "doc:ID" patterns, `*` for any characters.
     denied: tuple[str, ...] = ()
+    # How the caller was named when not by a key of their own: "frontend:NAME" (a trusted
+    # front-end's header) or "oidc:ISSUER" (an access token); on the audit record.
+    via: str | None = None
 
     def can_read(self, acl: object) -> bool:
         """True only if the ACL is a non-empty list sharing a principal with the caller.

@@ -403,7 +403,6 @@ def _audit_anchor(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _database(settings: Settings) -> Database:
-    from control.keys import Kind as KeyKind
     from control.postgres import Database
 
     if settings.database_url is None:

@@ -1,8 +1,8 @@
 """Dependencies point one way (pyproject.toml, [tool.importlinter]): checked by lint-imports.
 
-api > evaluation > application > answers | ingest > retrieval > control > policies: a package
-imports only those below it, and answers and ingest not each other. The second test shows the
-check can fail: the same packages with one import reversed are refused.
+api > evaluation > application > answers | identity | ingest > retrieval > control > policies:
+a package imports only those below it, and the siblings not each other. The second test shows
+the check can fail: the same packages with one import reversed are refused.
 """
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("api", "evaluation", "application", "answers", "ingest", "retrieval", "control",
-            "policies")
+# Every package the contract names (so a package added there is copied here too).
+PACKAGES = tuple(tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))
+                 ["tool"]["importlinter"]["root_packages"])
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 

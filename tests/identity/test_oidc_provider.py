@@ -4,38 +4,21 @@ key rotated at the provider is picked up without restarting Clearance."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import jwt
 import pytest
 
-from retrieval.embedder import Embedder
-from tests.conftest import Deployment, serve_config, write_example_config
-from tests.identity.oidc_provider import (
-    AUDIENCE,
-    OidcProvider,
-    access_token,
-    free_port,
-    oidc_provider,
-    signing_key,
-)
+from tests.conftest import Deployment
+from tests.identity.conftest import IdentityWorld
+from tests.identity.oidc_provider import OidcProvider, access_token, signing_key
 from tests.test_acl_changes import QUERY
 
 pytestmark = pytest.mark.e2e
-USERS = ["alice", "dave"]
+USERS = ["alice", "dave"]  # both clients of the provider, with different documents
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
-          ) -> Iterator[tuple[Deployment, OidcProvider, dict]]:
-    first = signing_key("first")
-    with oidc_provider(free_port(), [first], USERS) as provider:
-        config = write_example_config(tmp_path_factory.mktemp("oidc-provider"))
-        with config.open("a", encoding="utf-8") as f:
-            f.write(f'\n[[oidc.issuers]]\nissuer = "{provider.issuer}"\n'
-                    f'audience = "{AUDIENCE}"\nrefetch_min_s = 0\n')
-        with serve_config(config, embedder, USERS) as deployed:
-            yield deployed, provider, first
+@pytest.fixture
+def world(identity_world: IdentityWorld) -> tuple[Deployment, OidcProvider, dict]:
+    return identity_world.deployed, identity_world.provider, identity_world.provider_key
 
 
 def _seen(deployed: Deployment, bearer: str) -> tuple[int, set[str], str]:

@@ -5,29 +5,20 @@ user, are refused; on record, the user and the front-end."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
-from application.services import open_keys
-from retrieval.embedder import Embedder
-from tests.conftest import Deployment, serve_config, write_example_config
+from tests.conftest import Deployment
+from tests.identity.conftest import IdentityWorld
 from tests.test_acl_changes import QUERY
 
 pytestmark = pytest.mark.e2e
 EMAIL = "X-OpenWebUI-User-Email"
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
-          ) -> Iterator[tuple[Deployment, str]]:
-    config = write_example_config(tmp_path_factory.mktemp("frontends"))
-    with config.open("a", encoding="utf-8") as f:
-        f.write('\n[[frontends]]\nname = "open-webui"\nuser_header = "X-OpenWebUI-User-Email"\n'
-                'email_domain = "larkspur.example"\n')
-    with serve_config(config, embedder, ["alice", "dave", "root"]) as deployed:
-        key = open_keys(deployed.settings).create("open-webui", kind="frontend", scope="query")
-        yield deployed, key
+@pytest.fixture
+def world(identity_world: IdentityWorld) -> tuple[Deployment, str]:
+    return identity_world.deployed, identity_world.frontend_key
 
 
 def _search(deployed: Deployment, headers: dict[str, str]) -> tuple[int, set[str], str]:

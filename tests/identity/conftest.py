@@ -1,0 +1,53 @@
+"""One example deployment for the identity tests, built once: API keys for alice, dave and
+root, access tokens from two issuers (a real OpenID provider, tests/identity/oidc_provider.py,
+and the hand-signing stand-in, tests/identity/signing_idp.py) and a trusted front-end."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from application.services import open_keys
+from retrieval.embedder import Embedder
+from tests.conftest import Deployment, serve_config, write_example_config
+from tests.identity.oidc_provider import (
+    AUDIENCE,
+    OidcProvider,
+    free_port,
+    oidc_provider,
+    signing_key,
+)
+from tests.identity.signing_idp import SigningIdp
+
+USERS = ["alice", "dave", "root"]
+
+
+@dataclass
+class IdentityWorld:
+    deployed: Deployment
+    idp: SigningIdp  # audience "clearance"
+    provider: OidcProvider  # audience AUDIENCE
+    provider_key: dict[str, Any]  # the provider's first signing key
+    frontend_key: str  # the key of the front-end "open-webui"
+
+
+@pytest.fixture(scope="package")
+def identity_world(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
+                   ) -> Iterator[IdentityWorld]:
+    first = signing_key("first")
+    with SigningIdp() as idp, oidc_provider(free_port(), [first], USERS) as provider:
+        idp.add_key("k1")
+        config = write_example_config(tmp_path_factory.mktemp("identity"))
+        with config.open("a", encoding="utf-8") as f:
+            f.write(f'\n[[oidc.issuers]]\nissuer = "{idp.issuer}"\naudience = "clearance"\n'
+                    f'\n[[oidc.issuers]]\nissuer = "{provider.issuer}"\n'
+                    f'audience = "{AUDIENCE}"\nrefetch_min_s = 0\n'
+                    '\n[[frontends]]\nname = "open-webui"\n'
+                    'user_header = "X-OpenWebUI-User-Email"\nemail_domain = "larkspur.example"\n')
+        with serve_config(config, embedder, USERS) as deployed:
+            frontend_key = open_keys(deployed.settings).create("open-webui", kind="frontend",
+                                                               scope="query")
+            yield IdentityWorld(deployed, idp, provider, first, frontend_key)

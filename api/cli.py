@@ -157,6 +157,27 @@ def _keys_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _users_deactivate(args: argparse.Namespace, settings: Settings) -> int:
+    entry = _admin(settings).deactivate_user(Actor.cli(), args.name, args.reason)
+    print(f"user:{args.name} is deactivated since {entry.at} (by {entry.by}): refused at their "
+          "next request, whatever key or token they hold")
+    return 0
+
+
+def _users_activate(args: argparse.Namespace, settings: Settings) -> int:
+    _admin(settings).activate_user(Actor.cli(), args.name)
+    print(f"user:{args.name} is active again")
+    return 0
+
+
+def _users_list(args: argparse.Namespace, settings: Settings) -> int:
+    from application.services import open_directory
+
+    for user, entry in sorted(open_directory(settings).all_deactivated().items()):
+        print(f"{user:24} deactivated {entry.at} by {entry.by}: {entry.reason}")
+    return 0
+
+
 def _index_versions(args: argparse.Namespace, settings: Settings) -> int:
     from application.services import open_catalog
 
@@ -506,6 +527,15 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--overlap-hours", type=float, default=24.0, metavar="H")
     add("list", _keys_list, "every key: id, user, name, kind, scope, state, created, expires, "
         "last used (never the key)", keys).add_argument("--user", default=None)
+
+    users = sub.add_parser("users", help="deactivate users: refused whatever they hold"
+                           ).add_subparsers(dest="users_command", required=True)
+    deactivate = add("deactivate", _users_deactivate, "refuse user:NAME from their next "
+                     "request on, with any key, token or front-end", users)
+    deactivate.add_argument("name")
+    deactivate.add_argument("--reason", required=True, help="why; recorded and audited")
+    add("activate", _users_activate, "lift a deactivation", users).add_argument("name")
+    add("list", _users_list, "the deactivated users", users)
 
     index = sub.add_parser("index", help="index versions").add_subparsers(
         dest="index_command", required=True)

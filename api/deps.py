@@ -125,6 +125,10 @@ def get_scope(
     if named:
         _unauthorized(limits, request, request_id, f"{named[0]} names a user, which only a "
                       "front-end's key may do", wrong_key=False)
+    deactivated = services.directory.deactivated(user)
+    if deactivated is not None:
+        _unauthorized(limits, request, request_id, f"user:{user} is deactivated (since "
+                      f"{deactivated.at})", wrong_key=False)
     request.state.caller = f"user:{user}"  # for the request's audit record
     request.state.key_scope = key_scope
     wait = limits.key_wait(user)

@@ -20,6 +20,7 @@ from application.build_jobs import JobRunner
 from application.errors import AdminError, Conflict, Invalid, NotFound
 from control.acl_overrides import AclOverrides
 from control.audit import AuditStore, admin_record
+from control.directory import Deactivation, Directory
 from control.jobs import Job
 from control.keys import KeyInfo, KeyScope, KeyStore
 from control.keys import Kind as KeyKind
@@ -83,6 +84,7 @@ class AdminActions:
         catalog: Callable[[], VersionCatalog],
         sources: Callable[[], Sequence[AclSource]],
         jobs: Callable[[], JobRunner],
+        directory: Directory,
     ) -> None:
         self.audit = audit
         self.keys = keys
@@ -93,6 +95,7 @@ class AdminActions:
         self._catalog = catalog
         self._sources = sources
         self._jobs = jobs
+        self.directory = directory
 
     def _record(self, actor: Actor, action: str, **details: Any) -> Callable[[], None]:
         def write() -> None:
@@ -252,6 +255,28 @@ class AdminActions:
         if self.pause_switch.resume(target, before_commit=self._record(actor, "resume",
                                                                        target=target)) is None:
             raise Conflict(f"{target} is not paused")
+
+    # Users
+
+    @_action("users.deactivate")
+    def deactivate_user(self, actor: Actor, user: str, reason: str) -> Deactivation:
+        """Refuse `user` from their next request on, whatever key or token they hold."""
+        try:
+            return self.directory.deactivate(user, by=actor.caller, reason=reason,
+                                             before_commit=self._record(
+                                                 actor, "users.deactivate", user=user,
+                                                 reason=reason))
+        except ValueError as exc:
+            raise Invalid(str(exc)) from None
+
+    @_action("users.activate")
+    def activate_user(self, actor: Actor, user: str) -> Deactivation:
+        """Lift a deactivation; NotFound if the user is not deactivated."""
+        entry = self.directory.activate(user, before_commit=self._record(
+            actor, "users.activate", user=user))
+        if entry is None:
+            raise NotFound(f"user:{user} is not deactivated")
+        return entry
 
     # Policy
 

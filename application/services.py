@@ -24,6 +24,7 @@ from application.settings import Settings
 from control.acl_overrides import AclOverrides
 from control.audit import AuditLog, AuditStore
 from control.backend import PgStateBackend
+from control.directory import Directory
 from control.jobs import JobRecords, JobStore, PgJobStore
 from control.keys import KeyStore
 from control.pause import PauseSwitch
@@ -111,6 +112,11 @@ def open_pause_switch(settings: Settings) -> PauseSwitch:
     return PauseSwitch(_state(settings, settings.pause_file))
 
 
+def open_directory(settings: Settings) -> Directory:
+    """Users deactivated: refused at their next request, whatever key or token they hold."""
+    return Directory(_state(settings, settings.data_dir / "directory.json"))
+
+
 def open_keys(settings: Settings) -> KeyStore:
     return KeyStore(_state(settings, settings.keys_file))
 
@@ -143,6 +149,8 @@ def import_file_state(settings: Settings) -> dict[str, str]:
                           lambda p: AclOverrides(p).current()),
         "quarantine": (settings.data_dir / "quarantine.json", lambda p: Quarantine(p).entries()),
         "pause": (settings.pause_file, _readable_pause),
+        "directory": (settings.data_dir / "directory.json",
+                      lambda p: Directory(p).all_deactivated()),
     }
     outcomes: dict[str, str] = {}
     for name, (path, check) in files.items():
@@ -176,7 +184,8 @@ def open_policy(settings: Settings) -> PolicyEngine:
 def open_admin(settings: Settings, *, policy: PolicyEngine | None = None,
                access: DocumentAccess | None = None, catalog: VersionCatalog | None = None,
                jobs: JobRunner | None = None, audit: AuditStore | None = None,
-               keys: KeyStore | None = None, pause: PauseSwitch | None = None) -> AdminActions:
+               keys: KeyStore | None = None, pause: PauseSwitch | None = None,
+               directory: Directory | None = None) -> AdminActions:
     """The admin use cases; what is not given is opened from the settings (the CLI's case: the
     index catalog only when an action needs it)."""
     opened: list[VersionCatalog] = [catalog] if catalog is not None else []
@@ -196,6 +205,7 @@ def open_admin(settings: Settings, *, policy: PolicyEngine | None = None,
         catalog=the_catalog,
         sources=access.sources if access else (lambda: settings.sources),
         jobs=(lambda: jobs) if jobs else (lambda: open_jobs(settings)),
+        directory=directory or open_directory(settings),
     )
 
 
@@ -217,6 +227,7 @@ class Services:
     composer: AnswerComposer
     admin: AdminActions
     oidc: OidcVerifier
+    directory: Directory
 
     def audit_problem(self) -> Unwritable | None:
         """Why an audit record could not be written now, or None (for /healthz, and before a
@@ -254,6 +265,7 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     policy = open_policy(settings)
     keys = open_keys(settings)
     jobs = open_jobs(settings)
+    directory = open_directory(settings)
     return Services(
         settings=settings,
         embedder=embedder,
@@ -269,6 +281,7 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         pause=pause,
         composer=composer,
         admin=open_admin(settings, policy=policy, access=access, catalog=catalog, jobs=jobs,
-                         audit=audit, keys=keys, pause=pause),
+                         audit=audit, keys=keys, pause=pause, directory=directory),
         oidc=OidcVerifier(settings.oidc),
+        directory=directory,
     )

@@ -61,6 +61,10 @@ HTTP_CALLS: dict[tuple[str, str], tuple[str, dict[str, Any] | None, int, str, st
                                   200, "pause", "ok"),
     ("POST", "/v1/admin/resume"): ("/v1/admin/resume", {"target": "generation"}, 200, "resume",
                                    "ok"),
+    ("POST", "/v1/admin/users/{user}/deactivate"): (
+        "/v1/admin/users/erin/deactivate", {"reason": "left"}, 200, "users.deactivate", "ok"),
+    ("POST", "/v1/admin/users/{user}/activate"): (
+        "/v1/admin/users/erin/activate", None, 200, "users.activate", "ok"),
     ("POST", "/v1/admin/policy/changes"): (
         "/v1/admin/policy/changes", {"add": ["g, user:dave, group:staff"]}, 200,
         "policy.change", "ok"),
@@ -83,13 +87,17 @@ CLI_CALLS: dict[tuple[str, ...], tuple[list[str], str, int]] = {
                                 "quarantine.release", 0),
     ("pause",): (["pause", "generation", "--reason", "t"], "pause", 0),
     ("resume",): (["resume", "generation"], "resume", 0),
+    ("users", "deactivate"): (["users", "deactivate", "erin", "--reason", "t"],
+                              "users.deactivate", 0),
+    ("users", "activate"): (["users", "activate", "erin"], "users.activate", 0),
     ("policy", "add"): (["policy", "add", "g, user:erin, group:staff"], "policy.change", 0),
     ("policy", "remove"): (["policy", "remove", "g, user:erin, group:staff"], "policy.change", 0),
 }
 # Commands that only read (`pause` with no TARGET shows the switch, and is in CLI_CALLS too).
 CLI_READS = {("serve",), ("index", "versions"), ("acl", "show"), ("policy", "show"),
              ("policy", "explain"), ("quarantine", "list"), ("audit", "verify"),
-             ("audit", "anchor"), ("eval", "beir"), ("db", "status"), ("keys", "list")}
+             ("audit", "anchor"), ("eval", "beir"), ("db", "status"), ("keys", "list"),
+             ("users", "list")}
 # Commands on the PostgreSQL control plane itself, which this file's world (files) has none of:
 # their records ("db.migrate", "db.import", naming cli:LOGIN) are checked in
 # tests/control/test_postgres.py::test_db_commands_migrate_import_and_are_on_record.

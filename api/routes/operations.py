@@ -1,4 +1,4 @@
-"""Admin routes for API keys and the audit log."""
+"""Admin routes for API keys, user deactivation and the audit log."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ router = APIRouter(prefix="/v1/admin", responses=errors(*ADMIN))
 CanWriteKeys = Annotated[Scope, Depends(require("keys", "write"))]
 CanReadKeys = Annotated[Scope, Depends(require("keys", "read"))]
 CanReadAudit = Annotated[Scope, Depends(require("audit", "read"))]
+CanReadUsers = Annotated[Scope, Depends(require("users", "read"))]
+CanWriteUsers = Annotated[Scope, Depends(require("users", "write"))]
 _USER = "1-64 letters, digits, '.', '_' or '-', not only dots"
 UserName = Annotated[str, Path(pattern=USER_PATTERN, max_length=USER_MAX_CHARS, description=_USER)]
 
@@ -85,6 +87,34 @@ def revoke_keys(user: UserName, scope: CanWriteKeys, services: ServicesDep,
                 request_id: RequestIdDep) -> dict[str, Any]:
     count = services.admin.revoke_keys(actor(scope, request_id), user)
     return {"user": user, "revoked": count}
+
+
+class DeactivateBody(RequestBody):
+    reason: str = Field(default="", max_length=2000)
+
+
+@router.get("/users/deactivated")
+def deactivated_users(scope: CanReadUsers, services: ServicesDep) -> dict[str, Any]:
+    return {"deactivated": {u: asdict(e) for u, e in
+                            services.directory.all_deactivated().items()}}
+
+
+@router.post("/users/{user}/deactivate", responses=errors(*BODY))
+def deactivate_user(user: UserName, scope: CanWriteUsers, services: ServicesDep,
+                    request_id: RequestIdDep, body: DeactivateBody | None = None
+                    ) -> dict[str, Any]:
+    """The user is refused from their next request on, whatever key or token they hold."""
+    entry = services.admin.deactivate_user(actor(scope, request_id), user,
+                                           body.reason if body else "")
+    return {"user": user, "deactivated": asdict(entry)}
+
+
+@router.post("/users/{user}/activate", responses=errors(404, when={
+    404: "The user is not deactivated"}))
+def activate_user(user: UserName, scope: CanWriteUsers, services: ServicesDep,
+                  request_id: RequestIdDep) -> dict[str, Any]:
+    services.admin.activate_user(actor(scope, request_id), user)
+    return {"user": user, "deactivated": None}
 
 
 @router.get("/audit/verify")

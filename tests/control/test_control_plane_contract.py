@@ -19,6 +19,7 @@ import pytest
 from control.acl_overrides import AclOverrides
 from control.audit import AuditLog, AuditStore
 from control.backend import PgStateBackend
+from control.directory import Directory
 from control.errors import AuditWriteError, StateUnreadable
 from control.jobs import Job, JobRecords, JobStore, PgJobStore
 from control.keys import KeyStore
@@ -44,6 +45,7 @@ class Plane:
     quarantine: Quarantine
     pause: PauseSwitch
     policy: PolicyEngine
+    directory: Directory
     jobs: JobRecords
     audit: AuditStore
     other: Callable[[], Plane]
@@ -63,7 +65,8 @@ def _file_plane(root: Path, key: Path) -> Plane:
     return Plane("files", KeyStore(files["keys"]), AclOverrides(files["acl_overrides"]),
                  Quarantine(files["quarantine"]), PauseSwitch(files["pause"]),
                  PolicyEngine(DEFAULT_MODEL, policy_document(files["policy"])),
-                 JobStore(root / "jobs"), AuditLog(root / "audit" / "audit.jsonl", key),
+                 Directory(root / "directory.json"), JobStore(root / "jobs"),
+                 AuditLog(root / "audit" / "audit.jsonl", key),
                  other=lambda: _file_plane(root, key), corrupt=corrupt)
 
 
@@ -83,7 +86,7 @@ def _pg_plane(url: str, key: Path) -> Plane:
 
     return Plane("postgres", KeyStore(where), AclOverrides(where), Quarantine(where),
                  PauseSwitch(where), PolicyEngine(DEFAULT_MODEL, policy_document(where)),
-                 PgJobStore(db), PgAuditLog(db, key),
+                 Directory(where), PgJobStore(db), PgAuditLog(db, key),
                  other=lambda: _pg_plane(url, key), corrupt=corrupt)
 
 
@@ -314,3 +317,16 @@ def test_key_lifecycle_rotation_expiry_scope_and_listing(plane: Plane):
         plane.keys.issue("bob", scope="root")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         plane.keys.issue("bob", expires_in=timedelta(days=-1))
+
+
+def test_a_deactivation_through_one_applies_on_the_other(plane: Plane):
+    other = plane.other()
+    first = plane.directory.deactivate("bob", by="user:root", reason="left")
+    assert other.directory.deactivated("bob") == first
+    assert other.directory.deactivate("bob", by="user:x", reason="again") == first
+    assert other.directory.deactivated("alice") is None
+    assert other.directory.activate("bob") == first
+    assert plane.directory.deactivated("bob") is None
+    assert plane.directory.activate("bob") is None
+    with pytest.raises(ValueError):
+        plane.directory.deactivate("../x", by="user:root", reason="")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from application.settings import FrontendSettings
-from control.keys import validate_user
+from control.keys import user_of_address, validate_user
 
 # Open WebUI's headers (ENABLE_FORWARD_USER_INFO_HEADERS); a front-end's own are in its config.
 DEFAULT_USER_HEADERS = ("X-OpenWebUI-User-Email", "X-OpenWebUI-User-Id",
@@ -43,13 +43,9 @@ def end_user(frontends: list[FrontendSettings], key_user: str, headers: Mapping[
     if not value:
         raise FrontendRefused(f"a front-end key is not a user: send the signed-in user in "
                               f"{frontend.user_header}")
-    if frontend.email_domain:
-        local, _, domain = value.rpartition("@")
-        if not local or domain.lower() != frontend.email_domain.lower():
-            raise FrontendRefused(f"{frontend.user_header} is not an address of "
-                                  f"{frontend.email_domain}")
-        value = local
     try:
+        if frontend.email_domain:
+            return user_of_address(value, frontend.email_domain), frontend
         return validate_user(value), frontend
-    except ValueError:
-        raise FrontendRefused(f"{frontend.user_header} names no valid user") from None
+    except ValueError as exc:
+        raise FrontendRefused(f"{frontend.user_header} names no valid user ({exc})") from None

@@ -70,6 +70,15 @@ def validate_user(user: str) -> str:
     return user
 
 
+def user_of_address(address: str, domain: str) -> str:
+    """The user an e-mail address of the organisation's `domain` names: its local part
+    (`carol@larkspur.example` → carol). ValueError for another domain or no valid user name."""
+    local, _, at = address.rpartition("@")
+    if not local or at.lower() != domain.lower():
+        raise ValueError(f"not an address of {domain}")
+    return validate_user(local)
+
+
 def hash_key(key: str) -> str:
     """sha256 hex of a plaintext key, the only form that is stored."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()

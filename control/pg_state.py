@@ -67,23 +67,27 @@ class PgStateDocument(Generic[T]):
         self._value: T | None = None
 
     def current(self) -> tuple[object, T]:
-        """(the row's version, the value), the value re-read only when the version changed."""
+        """(the row's version, the value), the value re-read only when the version changed.
+        The query runs outside the lock, so the threads of one process read in parallel."""
         with self._lock:
-            cached = self._version if self._value is not None else None
-            try:
-                with self.db.connection() as conn:
-                    row = conn.execute(
-                        "SELECT version, CASE WHEN version = %s THEN NULL ELSE value END "
-                        "FROM control_state WHERE name = %s", (cached, self.name)).fetchone()
-            except psycopg.Error as exc:
+            cached, value = self._version, self._value
+        try:
+            with self.db.connection() as conn:
+                row = conn.execute(
+                    "SELECT version, CASE WHEN version = %s THEN NULL ELSE value END "
+                    "FROM control_state WHERE name = %s",
+                    (cached if value is not None else None, self.name)).fetchone()
+        except psycopg.Error as exc:
+            with self._lock:
                 self._version, self._value = None, None
-                return (None, self._failed(exc))
-            version = -1 if row is None else int(row[0])
-            if version != cached or self._value is None:
-                self._version, self._value = None, None  # a failed parse leaves nothing cached
-                self._value = self._read(None if row is None else row[1])
-                self._version = version
-            return self._version, self._value
+            return (None, self._failed(exc))
+        version = -1 if row is None else int(row[0])
+        if value is not None and version == cached:
+            return version, value
+        fresh = self._read(None if row is None else row[1])  # raises: nothing is cached
+        with self._lock:
+            self._version, self._value = version, fresh
+        return version, fresh
 
     def _read(self, raw: Any) -> T:
         try:

@@ -32,7 +32,7 @@ import httpx
 import jwt
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from control.keys import validate_user
+from control.keys import user_of_address, validate_user
 
 Algorithm = Literal["RS256", "ES256"]
 UserClaim = Literal["sub", "email", "preferred_username"]
@@ -224,17 +224,13 @@ def _user(claims: dict[str, Any], settings: IssuerSettings) -> str:
     value = claims.get(settings.user_claim)
     if not isinstance(value, str) or not value:
         raise TokenRejected(f"the token has no {settings.user_claim!r} claim naming the user")
-    if settings.email_domain:  # an address of the organisation's domain: its local part
-        local, _, domain = value.rpartition("@")
-        if not local or domain.lower() != settings.email_domain.lower():
-            raise TokenRejected(f"the token's {settings.user_claim!r} is not an address of "
-                                f"{settings.email_domain}")
-        value = local
     try:
+        if settings.email_domain:  # an address of the organisation's domain: its local part
+            return user_of_address(value, settings.email_domain)
         return validate_user(value)
-    except ValueError:
-        raise TokenRejected(f"the token's {settings.user_claim!r} is not a valid user name"
-                            ) from None
+    except ValueError as exc:
+        raise TokenRejected(f"the token's {settings.user_claim!r} is not a valid user name "
+                            f"({exc})") from None
 
 
 def looks_like_jwt(token: str) -> bool:

@@ -107,12 +107,14 @@ def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import timedelta
 
     expires = timedelta(days=args.expires_days) if args.expires_days else None
-    if args.service and args.frontend:
-        raise ValueError("a key is --service or --frontend, not both")
-    kind: KeyKind = "frontend" if args.frontend else "service" if args.service else "personal"
+    if args.service + args.frontend + args.provisioning > 1:
+        raise ValueError("a key is one of --service, --frontend or --provisioning")
+    kind: KeyKind = ("frontend" if args.frontend else "provisioning" if args.provisioning
+                     else "service" if args.service else "personal")
     key, info = _admin(settings).create_key(
         Actor.cli(), args.name, name=args.label, kind=kind,
-        scope="query" if args.frontend else args.scope, expires_in=expires)
+        scope="query" if kind in ("frontend", "provisioning") else args.scope,
+        expires_in=expires)
     print(f"API key {info.id} ({info.kind}, scope {info.scope}, expires "
           f"{info.expires_at or 'never'}) for user:{args.name} (shown once; only its hash is "
           "stored):")
@@ -511,6 +513,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--frontend", action="store_true",
                         help="a trusted front-end's key (scope query): it names its signed-in "
                              "user in the header its [[frontends]] entry gives")
+    create.add_argument("--provisioning", action="store_true",
+                        help="the identity provider's SCIM provisioning key: accepted on "
+                             "/scim/v2 only")
     create.add_argument("--scope", choices=("admin", "query"), default="admin",
                         help="admin: what the policy allows (default); query: search, chat "
                              "and completions only")

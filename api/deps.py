@@ -112,6 +112,9 @@ def get_scope(
                           wrong_key=True)
         assert found is not None
         user, key_scope = found.user, found.scope
+        if found.kind == "provisioning":
+            _unauthorized(limits, request, request_id, "a provisioning key is accepted on "
+                          "/scim/v2 only", wrong_key=False)
         if found.kind == "frontend":
             try:
                 user, frontend = end_user(frontends, found.user, request.headers)

@@ -6,8 +6,10 @@ changed under its lock (control/state_file.py). Plaintext keys are returned once
 and `rotate` and never stored. A server's `KeyStore` re-reads the document when it changes, so
 keys created or revoked by the CLI (another process) take effect without a restart.
 
-Lifecycle: a key is `personal`, `service` (labels, listed) or `frontend` (a trusted front-end
-that names its end user in a header, api/frontends.py: never a user itself). It has a `scope`
+Lifecycle: a key is `personal`, `service` (labels, listed), `frontend` (a trusted front-end
+that names its end user in a header, api/frontends.py: never a user itself) or `provisioning`
+(the identity provider's SCIM client, api/routes/scim.py: accepted on /scim/v2 only, never a
+user elsewhere). It has a `scope`
 (`admin`: what the caller's policy allows; `query`: search, chat and completions only, refused
 on admin routes even if the policy would allow them; a front-end key is always `query`), and
 may expire (`expires_at`; an expired key is refused
@@ -39,9 +41,9 @@ from control.errors import StateUnreadable
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "clr_"
-Kind = Literal["personal", "service", "frontend"]
+Kind = Literal["personal", "service", "frontend", "provisioning"]
 KeyScope = Literal["admin", "query"]
-KINDS: tuple[Kind, ...] = ("personal", "service", "frontend")
+KINDS: tuple[Kind, ...] = ("personal", "service", "frontend", "provisioning")
 SCOPES: tuple[KeyScope, ...] = ("admin", "query")
 USAGE_WRITE_EVERY_S = 60.0
 USER_PRINCIPAL_PREFIX = "user:"
@@ -302,6 +304,8 @@ def _new_key(user: str, *, name: str, kind: str, scope: str, expires_in: timedel
     if kind == "frontend" and scope != "query":
         raise ValueError("a front-end key has scope query: it asks for its users, it does not "
                          "administer")
+    if kind == "provisioning" and scope != "query":
+        raise ValueError("a provisioning key has scope query: it may only use /scim/v2")
     if scope not in SCOPES:
         raise ValueError(f"scope {scope!r} must be one of {', '.join(SCOPES)}")
     if expires_in is not None and expires_in <= timedelta(0):

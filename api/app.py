@@ -23,6 +23,7 @@ from api.routes import (
     operations,
     pause,
     policy,
+    scim,
     search,
 )
 from application.services import Services, build_services
@@ -30,7 +31,7 @@ from application.settings import Settings
 
 log = logging.getLogger(__name__)
 # Every route of the API, by module.
-ROUTERS = (search, chat, completions, health, admin, policy, access, operations, pause)
+ROUTERS = (search, chat, completions, health, admin, policy, access, operations, pause, scim)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:

@@ -48,8 +48,13 @@ def _address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+KEY_HINT = "send 'Authorization: Bearer <key>' with a key from `clearance keys create NAME`"
+PROVISIONING_HINT = ("send 'Authorization: Bearer <key>' with a key from `clearance keys create "
+                     "NAME --provisioning`")
+
+
 def _unauthorized(limits: Limits, request: Request, request_id: str, reason: str, *,
-                  wrong_key: bool) -> NoReturn:
+                  wrong_key: bool, hint: str = KEY_HINT) -> NoReturn:
     # Audited through the tally: the first refusal from an address in a window has its own
     # record, later ones are counted, so guessing keys cannot make a record each.
     address = _address(request)
@@ -59,8 +64,7 @@ def _unauthorized(limits: Limits, request: Request, request_id: str, reason: str
                         request_id=request_id, address=address)
     raise HTTPException(
         status_code=401,
-        detail=f"{reason}: send 'Authorization: Bearer <key>' with a key from "
-        "`clearance keys create NAME`",
+        detail=f"{reason}: {hint}",
         headers={"WWW-Authenticate": "Bearer"},
     )
 
@@ -154,6 +158,7 @@ def actor(scope: Scope, request_id: str) -> Actor:
 # the app's routes and fails on any that declares nothing (tests/api/test_route_permissions.py).
 PUBLIC = ("public", "")  # no key needed: health only
 CALLER = ("documents", "read")  # any caller with a key; results filtered by their own access
+PROVISIONING = ("scim", "provision")  # the identity provider's provisioning key: /scim/v2 only
 
 
 def require(resource: str, action: str) -> Callable[..., Scope]:
@@ -194,10 +199,41 @@ def _public() -> None:
     return None
 
 
+def _provisioner(request: Request, services: ServicesDep, limits: LimitsDep,
+                 request_id: RequestIdDep,
+                 authorization: Annotated[str | None, Header()] = None) -> tuple[str, str]:
+    """The identity provider's SCIM client, by its provisioning key: (actor, request id). Any
+    other key or token gets 401, as a provisioning key gets 401 everywhere else."""
+    locked = limits.lockout.locked_for(_address(request))
+    if locked:
+        _throttled(limits, request, request_id, "too many wrong API keys from this address; "
+                   "try again after Retry-After seconds", locked)
+    scheme, _, key = (authorization or "").partition(" ")
+    if not authorization or scheme.lower() != "bearer" or not key.strip():
+        _unauthorized(limits, request, request_id, "SCIM needs a provisioning key",
+                      wrong_key=bool(authorization), hint=PROVISIONING_HINT)
+    if looks_like_jwt(key.strip()):
+        _unauthorized(limits, request, request_id, "SCIM needs a provisioning key, not an "
+                      "access token", wrong_key=False, hint=PROVISIONING_HINT)
+    found = services.keys.identify(key.strip())
+    if found is None:
+        _unauthorized(limits, request, request_id, "unknown, revoked or expired provisioning "
+                      "key", wrong_key=True, hint=PROVISIONING_HINT)
+    assert found is not None
+    if found.kind != "provisioning":
+        _unauthorized(limits, request, request_id, "SCIM needs a provisioning key, not a "
+                      "caller's key", wrong_key=False, hint=PROVISIONING_HINT)
+    request.state.caller = f"provisioning:{found.user}"
+    return request.state.caller, request_id
+
+
 _caller.permission = CALLER  # type: ignore[attr-defined]
 _public.permission = PUBLIC  # type: ignore[attr-defined]
+_provisioner.permission = PROVISIONING  # type: ignore[attr-defined]
 
 # Annotate search and chat callers with this: the caller's own scope, no admin permission.
 CallerDep = Annotated[Scope, Depends(_caller)]
 # Put `dependencies=[Public]` on a route that needs no key.
 Public = Depends(_public)
+# Annotate the SCIM routes with this: the provisioning key's (actor, request id).
+ProvisionerDep = Annotated[tuple[str, str], Depends(_provisioner)]

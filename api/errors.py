@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import get_request_id
 from application.errors import AdminError, Invalid
+from application.provisioning import SCIM_ERROR, SCIM_MEDIA_TYPE, SCIM_PREFIX, ScimFailure
 from control.errors import StateUnreadable
 from control.keys import KeyStoreError
 from retrieval.errors import AuditWriteError, NoIndexError, StoreError
@@ -32,6 +33,9 @@ def _error(request: Request, status: int, message: str) -> JSONResponse:
     request_id = get_request_id(request)
     # A message quoting input may hold what UTF-8 cannot encode (a lone surrogate): escape it.
     message = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    if request.url.path.startswith(SCIM_PREFIX):
+        return _scim_error(status, {"schemas": [SCIM_ERROR], "status": str(status),
+                                    "detail": message}, request_id)
     error: object = message
     if request.url.path in OPENAI_PATHS:
         kind = _OPENAI_TYPES.get(status, "invalid_request_error" if status < 500 else
@@ -42,6 +46,12 @@ def _error(request: Request, status: int, message: str) -> JSONResponse:
         content={"error": error, "request_id": request_id},
         headers={"X-Request-ID": request_id},
     )
+
+
+def _scim_error(status: int, body: dict[str, Any], request_id: str) -> JSONResponse:
+    """A SCIM Error (RFC 7644 §3.12), as identity providers read it."""
+    return JSONResponse(status_code=status, content=body, media_type=SCIM_MEDIA_TYPE,
+                        headers={"X-Request-ID": request_id})
 
 
 def _field(loc: tuple[object, ...]) -> str:
@@ -91,6 +101,10 @@ def install_error_handlers(app: FastAPI) -> None:
         response = _error(request, exc.status_code, str(exc.detail))
         response.headers.update(exc.headers or {})
         return response
+
+    @app.exception_handler(ScimFailure)
+    async def scim_refused(request: Request, exc: ScimFailure) -> JSONResponse:
+        return _scim_error(exc.status, exc.body, get_request_id(request))
 
     @app.exception_handler(KeyStoreError)
     async def key_store_error(request: Request, exc: KeyStoreError) -> JSONResponse:

@@ -20,6 +20,7 @@ from application.admin import AdminActions
 from application.answering import RetrievalService
 from application.build_jobs import JobRunner
 from application.config_watch import ConfigRules
+from application.provisioning import Provisioning
 from application.settings import Settings
 from control.acl_overrides import AclOverrides
 from control.audit import AuditLog, AuditStore
@@ -32,6 +33,7 @@ from control.pg_audit import PgAuditLog
 from control.pg_state import seed_document
 from control.policy_store import policy_document
 from control.postgres import Database
+from control.provisioning import ProvisionedDirectory
 from control.quarantine import Quarantine
 from identity.oidc import OidcVerifier
 from policies.enforcer import PolicyEngine
@@ -117,6 +119,12 @@ def open_directory(settings: Settings) -> Directory:
     return Directory(_state(settings, settings.data_dir / "directory.json"))
 
 
+def open_provisioned(settings: Settings) -> ProvisionedDirectory:
+    """Users and groups the organisation's directory provisioned over SCIM."""
+    return ProvisionedDirectory(_state(settings, settings.data_dir / "provisioning.json"),
+                                settings.scim.tenant)
+
+
 def open_keys(settings: Settings) -> KeyStore:
     return KeyStore(_state(settings, settings.keys_file))
 
@@ -151,6 +159,8 @@ def import_file_state(settings: Settings) -> dict[str, str]:
         "pause": (settings.pause_file, _readable_pause),
         "directory": (settings.data_dir / "directory.json",
                       lambda p: Directory(p).all_deactivated()),
+        "provisioning": (settings.data_dir / "provisioning.json",
+                         lambda p: ProvisionedDirectory(p, settings.scim.tenant).current()),
     }
     outcomes: dict[str, str] = {}
     for name, (path, check) in files.items():
@@ -176,9 +186,12 @@ def open_document_access(settings: Settings, catalog: VersionCatalog) -> Documen
                           open_quarantine(settings))
 
 
-def open_policy(settings: Settings) -> PolicyEngine:
+def open_policy(settings: Settings,
+                provisioned: ProvisionedDirectory | None = None) -> PolicyEngine:
+    """The policy file's rules and memberships, with the memberships provisioned over SCIM."""
     return PolicyEngine(settings.casbin_model,
-                        policy_document(_state(settings, settings.casbin_policy)))
+                        policy_document(_state(settings, settings.casbin_policy)),
+                        provisioned or open_provisioned(settings))
 
 
 def open_admin(settings: Settings, *, policy: PolicyEngine | None = None,
@@ -228,6 +241,7 @@ class Services:
     admin: AdminActions
     oidc: OidcVerifier
     directory: Directory
+    provisioning: Provisioning
 
     def audit_problem(self) -> Unwritable | None:
         """Why an audit record could not be written now, or None (for /healthz, and before a
@@ -262,7 +276,8 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     llm = LlmClient(settings.llm) if settings.llm.provider == "openai" else None
     composer = AnswerComposer(embedder, settings.retrieval, settings.answers, llm=llm,
                               redactor=redactor, pause=pause)
-    policy = open_policy(settings)
+    provisioned = open_provisioned(settings)
+    policy = open_policy(settings, provisioned)
     keys = open_keys(settings)
     jobs = open_jobs(settings)
     directory = open_directory(settings)
@@ -284,4 +299,6 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
                          audit=audit, keys=keys, pause=pause, directory=directory),
         oidc=OidcVerifier(settings.oidc),
         directory=directory,
+        provisioning=Provisioning(provisioned, directory, audit, settings.scim,
+                                  lambda: policy.version),
     )

@@ -20,6 +20,7 @@ from identity.oidc import OidcSettings
 from ingest.errors import ConfigError
 from ingest.settings import IngestSettings, SourceSettings
 from policies import DEFAULT_MODEL, DEFAULT_POLICY
+from policies.principals import DEFAULT_TENANT, is_tenant
 from retrieval.settings import RetrievalSettings
 
 DEFAULT_CONFIG = "clearance.toml"
@@ -75,6 +76,25 @@ class FrontendSettings(BaseModel):
     email_domain: str | None = None
 
 
+class ScimSettings(BaseModel):
+    """`[scim]`: how users and groups provisioned over SCIM become principals
+    (application/provisioning.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant: str = DEFAULT_TENANT  # the tenant the provisioned memberships are in
+    # With a domain, a userName is an address of it and the user is its local part; without,
+    # the userName must itself be a user name (letters, digits, '.', '_', '-').
+    user_domain: str | None = None
+
+    @model_validator(mode="after")
+    def _tenant(self) -> ScimSettings:
+        if not is_tenant(self.tenant):
+            raise ValueError(f"{self.tenant!r} is not a tenant name (lower-case letters, "
+                             "digits, '_' and '-')")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything the service reads, with paths already resolved."""
 
@@ -104,6 +124,7 @@ class Settings(BaseSettings):
     # Identity providers whose access tokens are accepted beside API keys (identity/oidc.py).
     oidc: OidcSettings = OidcSettings()
     frontends: list[FrontendSettings] = Field(default_factory=list)
+    scim: ScimSettings = ScimSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -15,6 +15,9 @@ present (dave gets `handbook:welcome.md` in POST /v1/search, top_k 50):
 - group_removal: rewrite the policy file without `g, user:dave, group:staff` (temp file +
   os.replace), then poll as dave until the document is gone. Restore the line, poll until it
   is back.
+- scim_group_removal: the identity provider's request through SCIM, `PATCH /scim/v2/Groups/ID`
+  removing sam from the provisioned group "staff" (sam is in no group of the policy file; a
+  provisioning key), then poll as sam; restore with a PATCH adding sam again.
 - acl_override_api: `AclOverrides(data_dir/document_acls.json).set(doc, ["user:root"])`, what
   `clearance acl set` calls; restore with `.clear(doc)`.
 - acl_override_cli: the real CLI in a subprocess, `python -m api.cli --config CFG acl set DOC
@@ -24,7 +27,8 @@ present (dave gets `handbook:welcome.md` in POST /v1/search, top_k 50):
 - config_acl_rule: rewrite the config (temp file + os.replace) with a first handbook rule
   `{ glob = "welcome.md", allow = ["user:root"] }`; restore the original text.
 
-Latency = from the change returning (os.replace, set(), or the CLI's exit) to the receipt of
+Latency = from the change returning (os.replace, set(), the SCIM response, or the CLI's exit) to
+the receipt of
 the first response without the document. Polls are back-to-back requests on one keep-alive
 connection, so the resolution is one request (its latency is reported: idle, and for the
 polls of the trials); `polls` = 1 means the very first request after the change already
@@ -74,11 +78,16 @@ USER = "dave"
 DOC = "handbook:welcome.md"
 QUERY = "Welcome to Larkspur Instruments: your first days as a new employee"
 TOP_K = 50
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 MEMBERSHIP = "g, user:dave, group:staff"
 OLD_RULE = 'acl = [{ glob = "*", allow = ["group:staff"] }]'
 NEW_RULE = ('acl = [{ glob = "welcome.md", allow = ["user:root"] }, '
             '{ glob = "*", allow = ["group:staff"] }]')
-KINDS = ("group_removal", "acl_override_api", "acl_override_cli", "config_acl_rule")
+SCIM_USER = "sam"  # in no group of the policy file: only SCIM makes sam a member of staff
+SCIM_GROUP = "staff"
+KINDS = ("group_removal", "scim_group_removal", "acl_override_api", "acl_override_cli",
+         "config_acl_rule")
 ACCEPTANCE_KINDS = KINDS  # group removal and every way of changing a document's ACL
 
 
@@ -189,7 +198,9 @@ def bench(root: Path, args: argparse.Namespace, kinds: list[str]) -> int:
     embedder.warm_up()
     report = build_index_version(settings.sources, settings.ingest,
                                  catalog=open_catalog(settings), embedder=embedder)
-    keys = {u: KeyStore(settings.keys_file).create(u) for u in (USER, "root")}
+    keys = {u: KeyStore(settings.keys_file).create(u) for u in (USER, "root", SCIM_USER)}
+    provisioning_key = KeyStore(settings.keys_file).create("idp", kind="provisioning",
+                                                           scope="query")
     print(f"built index version {report.version_id}: {report.documents} documents, "
           f"{report.chunks} chunks", file=sys.stderr, flush=True)
 
@@ -222,13 +233,28 @@ def bench(root: Path, args: argparse.Namespace, kinds: list[str]) -> int:
         root_client = stack.enter_context(httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {keys['root']}"}, timeout=60))
         poller = Poller(client)
+        scim = stack.enter_context(httpx.Client(
+            base_url=url + "/scim/v2", timeout=60,
+            headers={"Authorization": f"Bearer {provisioning_key}",
+                     "Content-Type": "application/scim+json"}))
+        scim_poller = Poller(stack.enter_context(httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {keys[SCIM_USER]}"}, timeout=60)))
+        sam = scim.post("/Users", json={"schemas": [USER_SCHEMA], "userName": SCIM_USER})
+        sam.raise_for_status()
+        staff = scim.post("/Groups", json={"schemas": [GROUP_SCHEMA], "displayName": SCIM_GROUP,
+                                           "members": [{"value": sam.json()["id"]}]})
+        staff.raise_for_status()
+        scim_member = {"path": f"/Groups/{staff.json()['id']}", "id": sam.json()["id"]}
+        pollers = {kind: scim_poller if kind.startswith("scim") else poller for kind in KINDS}
         for _ in range(5):  # warm up the connection, the reader and the caches
             assert poller.has_doc(), f"{USER} does not get {DOC} before any change"
+            assert scim_poller.has_doc(), f"{SCIM_USER} does not get {DOC} before any change"
         poller.request_s.clear()
         for _ in range(50):
             poller.has_doc()
         idle_request_s = list(poller.request_s)
         poller.request_s.clear()
+        scim_poller.request_s.clear()
         print(f"server ({args.server}) at {url}; idle search request: median "
               f"{statistics.median(idle_request_s) * 1000:.1f} ms", file=sys.stderr, flush=True)
 
@@ -237,11 +263,20 @@ def bench(root: Path, args: argparse.Namespace, kinds: list[str]) -> int:
             response.raise_for_status()
             return DOC in {r["doc_id"] for r in response.json()["results"]}
 
+        def scim_patch(op: str, path: str, value: Any) -> None:
+            operation = {"op": op, "path": path, **({"value": value} if value else {})}
+            response = scim.patch(scim_member["path"], json={
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [operation]})
+            response.raise_for_status()
+
         def revoke(kind: str) -> float:
             """Make the change; returns perf_counter() when it returned (the latency's start)."""
             started = time.perf_counter()
             if kind == "group_removal":
                 replace_file(policy_path, revoked_policy)
+            elif kind == "scim_group_removal":
+                scim_patch("remove", f'members[value eq "{scim_member["id"]}"]', None)
             elif kind == "acl_override_api":
                 overrides.set(DOC, ["user:root"])
             elif kind == "acl_override_cli":
@@ -256,6 +291,8 @@ def bench(root: Path, args: argparse.Namespace, kinds: list[str]) -> int:
         def restore(kind: str) -> float:
             if kind == "group_removal":
                 replace_file(policy_path, policy_text)
+            elif kind == "scim_group_removal":
+                scim_patch("add", "members", [{"value": scim_member["id"]}])
             elif kind == "acl_override_api":
                 assert overrides.clear(DOC)
             elif kind == "acl_override_cli":
@@ -266,7 +303,7 @@ def bench(root: Path, args: argparse.Namespace, kinds: list[str]) -> int:
 
         def trial(kind: str, i: int, change: Callable[[str], float], present: bool) -> None:
             since = change(kind)
-            latency, polls, wall = poller.until(present, since, args.timeout)
+            latency, polls, wall = pollers[kind].until(present, since, args.timeout)
             key = "restore" if present else "latency"
             results[kind][key].append(latency)
             results[kind]["restore_polls" if present else "polls"].append(polls)
@@ -281,13 +318,13 @@ def bench(root: Path, args: argparse.Namespace, kinds: list[str]) -> int:
         for i in range(args.trials):
             for kind in kinds:
                 trial(kind, i, revoke, present=False)
-                if i == 0 and kind != "group_removal":
+                if i == 0 and "group_removal" not in kind:
                     assert root_sees_doc(), f"{kind}: user:root should still read {DOC}"
                 trial(kind, i, restore, present=True)
             print(f"  trial {i + 1}/{args.trials}: " + ", ".join(
                 f"{k} {results[k]['latency'][-1] * 1000:.1f} ms" for k in kinds),
                 file=sys.stderr, flush=True)
-        trial_request_s = list(poller.request_s)
+        trial_request_s = list(poller.request_s) + list(scim_poller.request_s)
 
     kinds_out = {}
     for kind in kinds:
@@ -313,11 +350,11 @@ def bench(root: Path, args: argparse.Namespace, kinds: list[str]) -> int:
 
     print(f"\nserver: {args.server} ({'child process: `python -m api.cli serve`' if args.server == 'process' else 'uvicorn thread in this process'}), "  # noqa: E501
           f"{args.trials} trials per kind, round-robin")
-    print(f"{'kind':<18} {'n':>3} {'median ms':>10} {'p95 ms':>8} {'max ms':>8} "
+    print(f"{'kind':<20} {'n':>3} {'median ms':>10} {'p95 ms':>8} {'max ms':>8} "
           f"{'polls max':>9}  {'restore med/max ms':>19}  < 1 s")
     for kind, e in kinds_out.items():
         s, rs = e["revoke"], e["restore"]
-        print(f"{kind:<18} {s['n']:>3} {s['median_ms']:>10.1f} {s['p95_ms']:>8.1f} "
+        print(f"{kind:<20} {s['n']:>3} {s['median_ms']:>10.1f} {s['p95_ms']:>8.1f} "
               f"{s['max_ms']:>8.1f} {e['polls_max']:>9}  "
               f"{rs['median_ms']:>8.1f} / {rs['max_ms']:>8.1f}  "
               f"{'yes' if e['under_1s'] else 'NO'}")

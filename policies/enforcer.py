@@ -64,6 +64,7 @@ class _Loaded:
     policy: Policy
     version: str
     stamp: tuple[object, ...]
+    users: frozenset[str] = frozenset()
 
 
 class PolicyText(Protocol):
@@ -84,6 +85,25 @@ class _TextChange(Protocol):
     commit: bool
 
 
+class ProvisionedMemberships(Protocol):
+    """Memberships kept outside the policy text: the groups the organisation's directory
+    provisions over SCIM (control/provisioning.py). `memberships()` is (a stamp that changes
+    with every change, the memberships, the user names provisioned); `stamp()` the stamp alone,
+    read on every call."""
+
+    def stamp(self) -> object: ...
+
+    def memberships(self) -> tuple[object, tuple[Membership, ...], frozenset[str]]: ...
+
+
+class _NothingProvisioned:
+    def stamp(self) -> object:
+        return None
+
+    def memberships(self) -> tuple[object, tuple[Membership, ...], frozenset[str]]:
+        return None, (), frozenset()
+
+
 def _file_stamp(path: Path) -> tuple[int, ...]:
     st = path.stat()
     return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
@@ -97,24 +117,31 @@ class PolicyEngine:
     served without one.
     """
 
-    def __init__(self, model_path: Path, policy: PolicyText) -> None:
+    def __init__(self, model_path: Path, policy: PolicyText,
+                 provisioned: ProvisionedMemberships | None = None) -> None:
         self._model = model_path
         self._document = policy
+        self._provisioned = provisioned or _NothingProvisioned()
         self.where = self._document.where
         self._lock = threading.Lock()
         self.last_error: str | None = None
         self._loaded = self._load()
 
     def _stamp(self) -> tuple[object, ...]:
-        """Changes with any change of the model file or of the policy (control/backend.py)."""
+        """Changes with any change of the model file, the policy (control/backend.py) or the
+        provisioned memberships."""
         stamp, _ = self._document.current()
-        return (_file_stamp(self._model), stamp)
+        return (_file_stamp(self._model), stamp, self._provisioned.stamp())
 
     def _load(self) -> _Loaded:
         try:
             stamp, text = self._document.current()
-            stamp = (_file_stamp(self._model), stamp)
+            provisioned_stamp, provisioned, users = self._provisioned.memberships()
+            stamp = (_file_stamp(self._model), stamp, provisioned_stamp)
             policy = parse_policy(text, self.where)
+            if provisioned:
+                policy = Policy(tuple(dict.fromkeys((*policy.memberships, *provisioned))),
+                                policy.rules)
             enforcer = casbin.Enforcer(str(self._model))
             if policy.rules:
                 enforcer.add_named_policies(
@@ -125,13 +152,15 @@ class PolicyEngine:
                     "g", [[m.member, m.group, m.tenant] for m in policy.memberships]
                 )
             digest = hashlib.sha256(self._model.read_bytes() + b"\0" + text.encode("utf-8"))
+            for m in provisioned:
+                digest.update(b"\0" + m.line().encode("utf-8"))
         except PolicyError:
             raise
         except Exception as exc:  # casbin raises bare Exceptions on bad files
             raise PolicyError(
                 f"cannot load Casbin model {self._model} / policy {self.where}: {exc}"
             ) from exc
-        return _Loaded(enforcer, policy, digest.hexdigest()[:16], stamp)
+        return _Loaded(enforcer, policy, digest.hexdigest()[:16], stamp, users)
 
     def _current(self) -> _Loaded:
         """The loaded policy, reloaded first if the model or the policy changed since."""
@@ -158,7 +187,8 @@ class PolicyEngine:
                     stamp = self._stamp()
                 except (OSError, PolicyError):
                     stamp = loaded.stamp
-                self._loaded = _Loaded(loaded.enforcer, loaded.policy, loaded.version, stamp)
+                self._loaded = _Loaded(loaded.enforcer, loaded.policy, loaded.version, stamp,
+                                       loaded.users)
         return self._loaded
 
     @property
@@ -171,10 +201,13 @@ class PolicyEngine:
         return self._current().policy
 
     def knows(self, user: str) -> bool:
-        """Whether the policy names the user (a membership or a rule of theirs)."""
+        """Whether the policy names the user (a membership or a rule of theirs), or the
+        organisation's directory provisioned them."""
         name = f"user:{normalize(user)}"
-        policy = self._current().policy
-        return (any(m.member == name for m in policy.memberships)
+        loaded = self._current()
+        policy = loaded.policy
+        return (normalize(user) in loaded.users
+                or any(m.member == name for m in policy.memberships)
                 or any(r.subject == name for r in policy.rules))
 
     def tenants_of(self, user: str) -> list[str]:

@@ -27,6 +27,7 @@ from control.pause import PauseSwitch
 from control.pg_audit import PgAuditLog
 from control.policy_store import policy_document
 from control.postgres import Database
+from control.provisioning import ProvisionedDirectory
 from control.quarantine import Quarantine
 from policies import DEFAULT_MODEL
 from policies.enforcer import PolicyEngine
@@ -46,6 +47,7 @@ class Plane:
     pause: PauseSwitch
     policy: PolicyEngine
     directory: Directory
+    provisioned: ProvisionedDirectory
     jobs: JobRecords
     audit: AuditStore
     other: Callable[[], Plane]
@@ -62,10 +64,11 @@ def _file_plane(root: Path, key: Path) -> Plane:
     def corrupt(name: str, raw: str) -> None:
         files[name].write_text(raw, encoding="utf-8")
 
+    provisioned = ProvisionedDirectory(root / "provisioning.json", "default")
     return Plane("files", KeyStore(files["keys"]), AclOverrides(files["acl_overrides"]),
                  Quarantine(files["quarantine"]), PauseSwitch(files["pause"]),
-                 PolicyEngine(DEFAULT_MODEL, policy_document(files["policy"])),
-                 Directory(root / "directory.json"), JobStore(root / "jobs"),
+                 PolicyEngine(DEFAULT_MODEL, policy_document(files["policy"]), provisioned),
+                 Directory(root / "directory.json"), provisioned, JobStore(root / "jobs"),
                  AuditLog(root / "audit" / "audit.jsonl", key),
                  other=lambda: _file_plane(root, key), corrupt=corrupt)
 
@@ -84,9 +87,11 @@ def _pg_plane(url: str, key: Path) -> Plane:
                          "ON CONFLICT (name) DO UPDATE SET value = excluded.value, "
                          "version = control_state.version + 1", (name, raw))
 
+    provisioned = ProvisionedDirectory(where, "default")
     return Plane("postgres", KeyStore(where), AclOverrides(where), Quarantine(where),
-                 PauseSwitch(where), PolicyEngine(DEFAULT_MODEL, policy_document(where)),
-                 Directory(where), PgJobStore(db), PgAuditLog(db, key),
+                 PauseSwitch(where),
+                 PolicyEngine(DEFAULT_MODEL, policy_document(where), provisioned),
+                 Directory(where), provisioned, PgJobStore(db), PgAuditLog(db, key),
                  other=lambda: _pg_plane(url, key), corrupt=corrupt)
 
 
@@ -330,3 +335,24 @@ def test_a_deactivation_through_one_applies_on_the_other(plane: Plane):
     assert plane.directory.activate("bob") is None
     with pytest.raises(ValueError):
         plane.directory.deactivate("../x", by="user:root", reason="")
+
+
+def test_provisioned_memberships_through_one_are_in_the_others_policy(plane: Plane):
+    other = plane.other()
+    assert "group:finance" not in other.policy.subject("frank").tokens
+    assert not other.policy.knows("frank")
+    with plane.provisioned.change() as edit:
+        edit.value.users["u1"] = {"user": "frank", "resource": {"userName": "frank"}}
+        edit.value.groups["g1"] = {"principal": "group:finance",
+                                   "resource": {"members": [{"value": "u1"}]}}
+        edit.value.groups["g2"] = {"principal": "group:staff",  # a group within a group
+                                   "resource": {"members": [{"value": "g1"}]}}
+    subject = other.policy.subject("frank")
+    assert {"user:frank", "group:finance", "group:staff"} <= subject.tokens
+    assert other.policy.knows("frank")
+    version = other.policy.version
+    with other.provisioned.change() as edit:
+        edit.value.groups["g1"]["resource"]["members"] = []
+    assert "group:finance" not in plane.policy.subject("frank").tokens
+    assert plane.policy.version != version  # the policy version names provisioned memberships
+    assert plane.policy.knows("frank")  # still provisioned, in no group

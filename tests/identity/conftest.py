@@ -32,6 +32,7 @@ class IdentityWorld:
     provider: OidcProvider  # audience AUDIENCE
     provider_key: dict[str, Any]  # the provider's first signing key
     frontend_key: str  # the key of the front-end "open-webui"
+    provisioning_key: str  # the SCIM provisioning key of "entra"
 
 
 @pytest.fixture(scope="package")
@@ -46,8 +47,11 @@ def identity_world(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
                     f'\n[[oidc.issuers]]\nissuer = "{provider.issuer}"\n'
                     f'audience = "{AUDIENCE}"\nrefetch_min_s = 0\n'
                     '\n[[frontends]]\nname = "open-webui"\n'
-                    'user_header = "X-OpenWebUI-User-Email"\nemail_domain = "larkspur.example"\n')
+                    'user_header = "X-OpenWebUI-User-Email"\nemail_domain = "larkspur.example"\n'
+                    '\n[scim]\nuser_domain = "larkspur.example"\n')
         with serve_config(config, embedder, USERS) as deployed:
             frontend_key = open_keys(deployed.settings).create("open-webui", kind="frontend",
                                                                scope="query")
-            yield IdentityWorld(deployed, idp, provider, first, frontend_key)
+            provisioning_key = open_keys(deployed.settings).create(
+                "entra", kind="provisioning", scope="query")
+            yield IdentityWorld(deployed, idp, provider, first, frontend_key, provisioning_key)

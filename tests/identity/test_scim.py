@@ -206,6 +206,11 @@ def test_bad_requests_get_a_scim_error_that_says_what_is_wrong(identity_world: I
         assert created.status_code == 201
         user_id = created.json()["id"]
         try:
+            before = _audit_actions(world)
+            replaced = scim.put(f"/Users/{user_id}", json={**user, "displayName": "Ivy"})
+            assert replaced.status_code == 200 and replaced.json()["displayName"] == "Ivy"
+            assert (_audit_actions(world) - before) == Counter(
+                {("scim.users.replace", "provisioning:entra"): 1})
             twice = scim.post("/Users", json={**user, "userName": "IVY@larkspur.example"})
             assert twice.status_code == 409 and twice.json()["scimType"] == "uniqueness"
             unknown_member = scim.post("/Groups", json={

@@ -4,9 +4,10 @@ query. The only module that reads or writes the protocol's payloads (through sci
 
 - A User's `userName` is the Clearance user it is: the name itself, or with `[scim]
   user_domain` set, the local part of an address of that domain (`carol@larkspur.example` →
-  carol; an address of another domain is refused). A Group is the principal `group:<displayName>`, each run of spaces or commas in the
-  name written as "-" ("Finance Team" → group:Finance-Team), in the `[scim] tenant`. Both must be
-  unique; a second resource with the same name is refused (409 uniqueness).
+  carol; an address of another domain is refused). A Group is the principal
+  `group:<displayName>`, each run of spaces or commas in the name written as "-" ("Finance
+  Team" → group:Finance-Team), in the `[scim] tenant`. Both must be unique; a second resource
+  with the same name is refused (409 uniqueness).
 - A group's `members` are users or groups provisioned here (by id); each makes a membership
   (control/provisioning.py) that the policy engine adds to the policy file's.
 - `active: false`, or a DELETE, deactivates the user in the user directory before anything

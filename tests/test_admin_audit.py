@@ -138,7 +138,7 @@ def test_every_changing_route_and_every_cli_command_has_a_call_here():
     app_routes = {(method, route.path) for module in ROUTERS for route in module.router.routes
                   for method in route.methods - {"HEAD", "GET"}}
     assert app_routes - RETRIEVALS - SCIM_CHANGES == set(HTTP_CALLS)
-    assert SCIM_CHANGES <= app_routes
+    assert app_routes >= SCIM_CHANGES
     assert _cli_commands(build_parser()) == set(CLI_CALLS) | CLI_READS | CLI_DATABASE
     every_action = set(ACTIONS.values())
     assert {call[3] for call in HTTP_CALLS.values()} == every_action

@@ -28,7 +28,7 @@ FINANCE_REPORT = "finance:reports/q3-budget.html"
 def _fill(template: Any, **names: str) -> Any:
     text = json.dumps(template)
     for name, value in names.items():
-        text = text.replace("{%s}" % name, value)
+        text = text.replace("{" + name + "}", value)
     return json.loads(text)
 
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request, Response
 from api.deps import get_request_id
 from api.errors import install_error_handlers
 from api.http_limits import install_limits
+from api.mcp_server import install_mcp
 from api.openapi import document
 from api.request_records import RequestRecords
 from api.routes import (
@@ -58,7 +59,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         problem = services.retriever.check_current()
         if problem:
             log.warning("the index cannot be served yet: %s", problem)
-        yield
+        async with mcp_sessions():
+            yield
         services.close()
 
     app = FastAPI(
@@ -86,4 +88,5 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     for module in ROUTERS:
         app.include_router(module.router)
+    mcp_sessions = install_mcp(app, services)
     return app

@@ -104,7 +104,7 @@ def get_scope(
     via: str | None = None
     if looks_like_jwt(key) and services.oidc.enabled:
         try:
-            token = services.oidc.verify(key)
+            token = services.oidc.verify(key, resource=getattr(request.state, "resource", "api"))
         except TokenRejected as exc:
             _unauthorized(limits, request, request_id, f"access token refused: {exc}",
                           wrong_key=True)

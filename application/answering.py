@@ -85,6 +85,20 @@ class RetrievalService:
         )
         return ChatResult(retrieved, answer)
 
+    def fetch(self, doc_id: str, *, scope: Scope, request_id: str) -> Retrieved:
+        """One document's chunks that the scope may read, in order, audited like a search
+        (action "fetch"): no chunks ("empty") for a document that does not exist and for one
+        the caller may not read alike."""
+        base = self._base_record("fetch", request_id, scope, doc_id)
+        try:
+            retrieved = self._retriever.document(doc_id, scope=scope)
+        except RetrievalError as exc:
+            self._audit.append({**base, "outcome": "error", "reason": str(exc)})
+            raise
+        outcome = "ok" if retrieved.hits else "empty"
+        self._audit.append({**base, **_result_fields(retrieved), "outcome": outcome})
+        return retrieved
+
     def record_refusal(self, action: str, request_id: str | None, reason: str,
                        caller: str | None = None, **details: Any) -> None:
         """Audit a call refused before retrieval (no key, bad key, invalid input, paused,

@@ -39,6 +39,9 @@ UserClaim = Literal["sub", "email", "preferred_username"]
 _DEFAULT_ALGORITHMS: tuple[Algorithm, ...] = ("RS256",)
 
 
+Resource = Literal["api", "mcp"]  # what a token is presented to
+
+
 class IssuerSettings(BaseModel):
     """One identity provider whose access tokens are accepted (`[[oidc.issuers]]`)."""
 
@@ -46,6 +49,10 @@ class IssuerSettings(BaseModel):
 
     issuer: str  # exactly as the tokens' `iss` says
     audience: str  # the tokens' `aud` must contain it: this service's identifier at the IdP
+    # The MCP server's own identifier at the IdP (its resource URL, say): tokens for /mcp must
+    # hold it in `aud`, and no API token is accepted there. Unset: no token of this issuer is
+    # accepted at /mcp (API keys still are).
+    mcp_audience: str | None = None
     algorithms: list[Algorithm] = Field(default_factory=lambda: list(_DEFAULT_ALGORITHMS),
                                         min_length=1)
     user_claim: UserClaim = "sub"
@@ -177,7 +184,13 @@ class OidcVerifier:
     def enabled(self) -> bool:
         return bool(self._issuers)
 
-    def verify(self, token: str) -> TokenIdentity:
+    def mcp_issuers(self) -> list[str]:
+        """The issuers whose tokens /mcp accepts (those with an mcp_audience)."""
+        return [i for i, keys in self._issuers.items() if keys.settings.mcp_audience]
+
+    def verify(self, token: str, *, resource: Resource = "api") -> TokenIdentity:
+        """The identity of a valid token for `resource` (the API, or the MCP server: each has
+        its own audience); TokenRejected says why any other token is refused."""
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -188,6 +201,10 @@ class OidcVerifier:
         if keys is None:
             raise TokenRejected(f"issuer {issuer!r} is not one this service accepts")
         settings = keys.settings
+        audience = settings.audience if resource == "api" else settings.mcp_audience
+        if audience is None:
+            raise TokenRejected(f"issuer {issuer} issues no tokens for the MCP server (its "
+                                "mcp_audience is not set)")
         alg = header.get("alg")
         if alg not in settings.algorithms:
             raise TokenRejected(f"algorithm {alg!r} is not accepted for issuer {issuer} "
@@ -200,7 +217,7 @@ class OidcVerifier:
             raise TokenRejected(f"key {kid!r} is not a {alg} key")
         try:
             claims = jwt.decode(
-                token, jwk.key, algorithms=[alg], audience=settings.audience, issuer=issuer,
+                token, jwk.key, algorithms=[alg], audience=audience, issuer=issuer,
                 leeway=settings.clock_skew_s,
                 options={"require": ["exp", "iat", "iss", "aud"], "verify_iat": True},
             )
@@ -210,7 +227,7 @@ class OidcVerifier:
             raise TokenRejected("the token is not valid yet (nbf or iat in the future)") from None
         except jwt.InvalidAudienceError:
             raise TokenRejected(f"the token is not for this service (aud must hold "
-                                f"{settings.audience!r})") from None
+                                f"{audience!r})") from None
         except jwt.InvalidIssuerError:
             raise TokenRejected("the token's issuer does not match") from None
         except jwt.MissingRequiredClaimError as exc:

@@ -194,7 +194,8 @@ def _read_filter(access: ReadFilter) -> Filter:
         must_not.append(_any(DOC_ID, access.exclude_docs))
     if access.exclude_sources:
         must_not.append(_any(SOURCE, access.exclude_sources))
-    return Filter(must=[Filter(should=allowed)], must_not=must_not or None)
+    only: list[Any] = [_any(DOC_ID, access.only_docs)] if access.only_docs else []
+    return Filter(must=[Filter(should=allowed), *only], must_not=must_not or None)
 
 
 def _field_index(name: str) -> Any:

@@ -20,6 +20,9 @@ from retrieval.versions import VersionCatalog, VersionInfo
 log = logging.getLogger(__name__)
 
 
+MAX_DOCUMENT_CHUNKS = 2000  # the most of one document `Retriever.document` returns
+
+
 @dataclass(frozen=True)
 class Retrieved:
     """Hits the caller may read, from one index version, and how many failed the re-check
@@ -100,6 +103,34 @@ class Retriever:
             log.error("permission re-check dropped %d hit(s) for %s in %s (%d with a payload "
                       "that does not parse)", dropped, scope.user, version, unparsed)
         return Retrieved(version, kept, dropped, permitted, ranking.mode)
+
+    def document(self, doc_id: str, *, scope: Scope, max_chunks: int = MAX_DOCUMENT_CHUNKS
+                 ) -> Retrieved:
+        """The chunks of one document the scope may read, in document order: through the same
+        permission filter inside the store (narrowed to the document) and the same re-check of
+        every chunk as a search. A document the scope may not read has no chunks, exactly like
+        one that does not exist."""
+        version = self._catalog.current()
+        if version is None:
+            raise NoIndexError("no index version has been built yet: run `clearance ingest`")
+        with self._readers.hold(version) as (reader, _):
+            access = self._access.for_version(version)
+            read_filter = replace(access.read_filter(scope), only_docs=frozenset({doc_id}))
+            # Any query vector will do: the filter picks the chunks, their order comes after.
+            hits = reader.search(self._embedder.embed_query(doc_id).tolist(),
+                                 access=read_filter, limit=max_chunks)
+
+        def permitted(payload: ChunkPayload) -> bool:
+            return access.admits(scope, payload, read_filter) and payload.doc_id == doc_id
+
+        parsed, _ = _parse(hits, version)
+        kept = sorted((h for h in parsed if permitted(h.payload)),
+                      key=lambda h: h.payload.chunk_index)
+        dropped = len(hits) - len(kept)
+        if dropped:
+            log.error("permission re-check dropped %d chunk(s) of %s for %s in %s", dropped,
+                      doc_id, scope.user, version)
+        return Retrieved(version, kept, dropped, permitted, SearchMode.DENSE)
 
     def check_current(self) -> str | None:
         """Why the current version cannot be searched now, or None if it can (for /healthz:

@@ -103,7 +103,8 @@ def _read_filter(access: ReadFilter) -> models.Filter:
         must_not.append(_any(DOC_ID, access.exclude_docs))
     if access.exclude_sources:
         must_not.append(_any(SOURCE, access.exclude_sources))
-    return models.Filter(must=[models.Filter(should=allowed)], must_not=must_not or None)
+    only: list[models.Condition] = [_any(DOC_ID, access.only_docs)] if access.only_docs else []
+    return models.Filter(must=[models.Filter(should=allowed), *only], must_not=must_not or None)
 
 
 def _field_index(name: str) -> Any:

@@ -125,7 +125,8 @@ class ReadFilter:
     `exclude_docs`, and either its `acl` shares a principal with `principals` and its document
     is not in `acl_changed`, or its document is in `include_docs`. `acl_changed` holds the
     documents whose ACL changed after the version was built (their stored `acl` is stale);
-    `include_docs` those of them that the caller may read under their ACL now.
+    `include_docs` those of them that the caller may read under their ACL now. `only_docs`, when
+    set, narrows the search to those documents (reading one document: `Retriever.document`).
     """
 
     principals: frozenset[str]
@@ -133,6 +134,7 @@ class ReadFilter:
     include_docs: frozenset[str] = frozenset()
     exclude_docs: frozenset[str] = frozenset()
     exclude_sources: frozenset[str] = frozenset()
+    only_docs: frozenset[str] = frozenset()
 
     @property
     def matches_nothing(self) -> bool:

@@ -29,11 +29,12 @@ def search(
         "request_id": request_id,
         "index_version": retrieved.index_version,
         "search_mode": retrieved.mode,
-        "results": [_result(h) for h in retrieved.hits],
+        "results": [search_result(h) for h in retrieved.hits],
     }
 
 
-def _result(hit: ChunkHit) -> dict[str, Any]:
+def search_result(hit: ChunkHit) -> dict[str, Any]:
+    """One hit as /v1/search and the MCP tool `search` show it."""
     p = hit.payload
     return {"chunk_id": hit.point_id, "score": hit.score, "similarity": hit.similarity,
             "doc_id": p.doc_id, "source": p.source, "title": p.title, "uri": p.uri,

@@ -102,6 +102,7 @@ def get_scope(
     frontends = services.settings.frontends
     named = [h for h in user_headers(frontends) if h in request.headers]
     via: str | None = None
+    claimed: tuple[str, ...] = ()  # groups the access token claims (identity/groups.py)
     if looks_like_jwt(key) and services.oidc.enabled:
         try:
             token = services.oidc.verify(key, resource=getattr(request.state, "resource", "api"))
@@ -109,6 +110,7 @@ def get_scope(
             _unauthorized(limits, request, request_id, f"access token refused: {exc}",
                           wrong_key=True)
         user, key_scope, via = token.user, "admin", f"oidc:{token.issuer}"
+        claimed = token.groups
     else:
         found = services.keys.identify(key)
         if found is None:
@@ -142,7 +144,7 @@ def get_scope(
     if wait:
         _throttled(limits, request, request_id, "too many requests with this key: the limit is "
                    f"{limits.settings.per_key_per_minute} a minute", wait, caller=f"user:{user}")
-    scope = scope_for(services.policy, user)
+    scope = scope_for(services.policy, user, claimed=claimed)
     return replace(scope, via=via) if via else scope
 
 

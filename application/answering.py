@@ -140,6 +140,7 @@ class RetrievalService:
             "denied": list(scope.denied),
             "policy_version": scope.policy_version,
             **({"via": scope.via} if scope.via else {}),
+            **({"claimed_groups": sorted(scope.claimed)} if scope.claimed else {}),
             "query": redacted.text,
             "query_hmac": self._redactor.fingerprint(query),
             **({"redacted": dict(redacted.counts)} if redacted.counts else {}),

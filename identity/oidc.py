@@ -14,7 +14,10 @@ A bearer token that is a JWT is checked against the issuers the config names, an
   `clock_skew_s` of leeway; `exp` and `iat` are required;
 - the user is the configured claim (`sub`, `email` or `preferred_username`); with
   `email_domain` (required for `email`), only addresses of that domain, mapped to their local
-  part (`carol@larkspur.example` is `user:carol`). It must be a valid user name.
+  part (`carol@larkspur.example` is `user:carol`). It must be a valid user name;
+- the user's groups come from the `groups_claim` only where the issuer's config names one
+  (identity/groups.py: which values count and the principal each becomes); otherwise the
+  token carries none, and memberships come from the policy and the directory alone.
 
 Every refusal is a TokenRejected naming what was wrong, never the token.
 """
@@ -33,6 +36,8 @@ import jwt
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from control.keys import user_of_address, validate_user
+from identity.groups import GroupClaim, map_target
+from policies.principals import DEFAULT_TENANT, is_tenant
 
 Algorithm = Literal["RS256", "ES256"]
 UserClaim = Literal["sub", "email", "preferred_username"]
@@ -61,6 +66,11 @@ class IssuerSettings(BaseModel):
     jwks_cache_s: int = Field(default=3600, ge=10)
     refetch_min_s: int = Field(default=10, ge=0)
     discovery_url: str | None = None  # default: <issuer>/.well-known/openid-configuration
+    # Group memberships from the token (identity/groups.py): none unless groups_claim is set.
+    groups_claim: str | None = Field(default=None, min_length=1)
+    groups_tenant: str = DEFAULT_TENANT  # the tenant of a claimed group (unless mapped)
+    group_prefix: str | None = None  # only values starting with it count, as group:<the rest>
+    group_map: dict[str, str] = Field(default_factory=dict)  # value → group:NAME, TENANT/...
 
     @field_validator("issuer", "discovery_url")
     @classmethod
@@ -74,6 +84,21 @@ class IssuerSettings(BaseModel):
         if self.user_claim == "email" and not self.email_domain:
             raise ValueError("user_claim = \"email\" needs email_domain: only addresses of that "
                              "domain are users, by their local part")
+        return self
+
+    @model_validator(mode="after")
+    def _groups(self) -> IssuerSettings:
+        if self.groups_claim is None:
+            named = [k for k in ("groups_tenant", "group_prefix", "group_map")
+                     if k in self.model_fields_set]
+            if named:
+                raise ValueError(f"{', '.join(named)} without groups_claim: name the claim "
+                                 "that holds the groups (e.g. groups_claim = \"groups\")")
+            return self
+        if not is_tenant(self.groups_tenant):
+            raise ValueError(f"groups_tenant {self.groups_tenant!r} is not a tenant name")
+        for target in self.group_map.values():
+            map_target(target, self.groups_tenant)
         return self
 
 
@@ -103,6 +128,9 @@ class TokenIdentity:
     user: str
     issuer: str
     subject: str
+    # ACL tokens of the groups the token claims, when the issuer's config uses its groups
+    # claim (identity/groups.py); for this request only.
+    groups: tuple[str, ...] = ()
 
 
 class _Keys:
@@ -176,6 +204,11 @@ class OidcVerifier:
     def __init__(self, settings: OidcSettings, client: httpx.Client | None = None) -> None:
         self._client = client or httpx.Client(timeout=5.0, follow_redirects=False)
         self._issuers = {i.issuer: _Keys(i, self._client) for i in settings.issuers}
+        self._groups = {
+            i.issuer: GroupClaim(i.issuer, i.groups_claim, tenant=i.groups_tenant,
+                                 prefix=i.group_prefix, table=i.group_map)
+            for i in settings.issuers if i.groups_claim is not None
+        }
 
     def close(self) -> None:
         self._client.close()
@@ -234,7 +267,9 @@ class OidcVerifier:
             raise TokenRejected(f"the token has no {exc.claim!r} claim") from None
         except jwt.PyJWTError as exc:
             raise TokenRejected(f"the token does not verify ({type(exc).__name__})") from None
-        return TokenIdentity(_user(claims, settings), settings.issuer, str(claims.get("sub")))
+        user = _user(claims, settings)
+        groups = self._groups[issuer].tokens(claims) if issuer in self._groups else ()
+        return TokenIdentity(user, settings.issuer, str(claims.get("sub")), groups)
 
 
 def _user(claims: dict[str, Any], settings: IssuerSettings) -> str:

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +31,14 @@ from policies.policy_file import (
     is_document_object,
     parse_policy,
 )
-from policies.principals import DEFAULT_TENANT, is_principal, normalize, token
+from policies.principals import (
+    DEFAULT_TENANT,
+    is_principal,
+    is_tenant,
+    normalize,
+    split_token,
+    token,
+)
 
 __all__ = ["Denial", "PolicyEngine", "PolicyError", "Subject", "is_principal"]
 
@@ -102,6 +109,20 @@ class _NothingProvisioned:
 
     def memberships(self) -> tuple[object, tuple[Membership, ...], frozenset[str]]:
         return None, (), frozenset()
+
+
+def _claimed_groups(claimed: Iterable[str]) -> list[tuple[str, str]]:
+    """(tenant, principal) of each claimed token that names a group or a role; a user
+    principal is never taken from a claim (identity/groups.py makes none)."""
+    out = []
+    for value in claimed:
+        tenant, principal = split_token(normalize(value))
+        if principal.startswith(("group:", "role:")) and is_principal(principal) \
+                and is_tenant(tenant):
+            out.append((tenant, principal))
+        else:
+            log.warning("a claimed group %r is not a group or role token: left out", value)
+    return out
 
 
 def _file_stamp(path: Path) -> tuple[int, ...]:
@@ -210,21 +231,37 @@ class PolicyEngine:
                 or any(m.member == name for m in policy.memberships)
                 or any(r.subject == name for r in policy.rules))
 
-    def tenants_of(self, user: str) -> list[str]:
-        """The tenants where the user has a membership; the default tenant if none."""
-        subject = f"user:{normalize(user)}"
-        tenants = sorted({m.tenant for m in self._current().policy.memberships
-                          if m.member == subject})
-        return tenants or [DEFAULT_TENANT]
+    def tenants_of(self, user: str, claimed: Iterable[str] = ()) -> list[str]:
+        """The tenants where the user has a membership (in the policy, or among the `claimed`
+        tokens); the default tenant if none."""
+        return self._tenants(self._current(), user, _claimed_groups(claimed))
 
-    def subject(self, user: str) -> Subject:
-        """The user's principals in each of their tenants, their ACL tokens and read denials."""
+    @staticmethod
+    def _tenants(loaded: _Loaded, user: str, claimed: list[tuple[str, str]]) -> list[str]:
+        subject = f"user:{normalize(user)}"
+        tenants = {m.tenant for m in loaded.policy.memberships if m.member == subject}
+        tenants.update(tenant for tenant, _ in claimed)
+        return sorted(tenants) or [DEFAULT_TENANT]
+
+    def subject(self, user: str, *, claimed: Iterable[str] = ()) -> Subject:
+        """The user's principals in each of their tenants, their ACL tokens and read denials.
+
+        `claimed`: ACL tokens of groups the caller's access token claims (identity/groups.py),
+        held for this call only, as if `g, user:NAME, GROUP, TENANT` were in the policy: with
+        every group and role the policy nests them in, and the denials on any of them.
+        """
         loaded = self._current()
         name = f"user:{normalize(user)}"
+        groups = _claimed_groups(claimed)
+        extra: dict[str, set[str]] = {}
+        for tenant, group in groups:
+            extra.setdefault(tenant, set()).add(group)
         by_tenant: dict[str, frozenset[str]] = {}
-        for tenant in self.tenants_of(user):
-            roles = loaded.enforcer.get_implicit_roles_for_user(name, tenant)
-            by_tenant[tenant] = frozenset([name, *roles])
+        for tenant in self._tenants(loaded, user, groups):
+            held = [name, *loaded.enforcer.get_implicit_roles_for_user(name, tenant)]
+            for group in sorted(extra.get(tenant, ())):
+                held += [group, *loaded.enforcer.get_implicit_roles_for_user(group, tenant)]
+            by_tenant[tenant] = frozenset(held)
         tokens = frozenset(token(t, p) for t, ps in by_tenant.items() for p in ps)
         denials = tuple(
             Denial(rule.tenant, rule.obj, rule)

@@ -1,7 +1,8 @@
 """A real OpenID provider in a child process: panva/node-oidc-provider (pinned in
 tests/identity/provider/package.json, installed by `make test` with npm ci) on Node 20, on a
 free loopback port. Each test user is a client of its own, issued JWT access tokens for
-Clearance's audience through the client credentials grant."""
+Clearance's audience through the client credentials grant; a user given groups has them in
+the token's "groups" claim."""
 
 from __future__ import annotations
 
@@ -36,8 +37,9 @@ def free_port() -> int:
 class OidcProvider:
     """The provider on one port; `start(keys)` (re)starts it signing with the first key."""
 
-    def __init__(self, port: int, users: list[str]) -> None:
-        self.port, self.users = port, users
+    def __init__(self, port: int, users: list[str],
+                 groups: dict[str, list[str]] | None = None) -> None:
+        self.port, self.users, self.groups = port, users, groups or {}
         self.issuer = f"http://127.0.0.1:{port}"
         self._proc: subprocess.Popen[str] | None = None
 
@@ -51,7 +53,8 @@ class OidcProvider:
                                 stderr=subprocess.PIPE, text=True)
         self._proc = proc
         assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(json.dumps({"keys": keys, "users": self.users, "audience": AUDIENCE}))
+        proc.stdin.write(json.dumps({"keys": keys, "users": self.users, "groups": self.groups,
+                                     "audience": AUDIENCE}))
         proc.stdin.close()
         line = proc.stdout.readline()
         if not line.startswith("listening "):
@@ -71,9 +74,9 @@ class OidcProvider:
 
 
 @contextmanager
-def oidc_provider(port: int, keys: list[dict[str, Any]], users: list[str]
-                  ) -> Iterator[OidcProvider]:
-    provider = OidcProvider(port, users)
+def oidc_provider(port: int, keys: list[dict[str, Any]], users: list[str],
+                  groups: dict[str, list[str]] | None = None) -> Iterator[OidcProvider]:
+    provider = OidcProvider(port, users, groups)
     try:
         provider.start(keys)
         yield provider

@@ -149,8 +149,14 @@ def _services_over(settings: Settings, embedder: Embedder, catalog: VersionCatal
 
 @contextmanager
 def serve_world(world: World, backend: str, root: Path, embedder: Embedder,
-                database_url: str | None = None) -> Iterator[LeakDeployment]:
+                database_url: str | None = None, extra_config: str = ""
+                ) -> Iterator[LeakDeployment]:
+    """The world served on `backend`; `extra_config` (TOML tables, e.g. an identity provider
+    to trust: tests/leak/memberships.py) is added to the end of its config."""
     config = world.write(root, REPO / "policies" / "model.conf")
+    if extra_config:
+        with config.open("a", encoding="utf-8") as f:
+            f.write(extra_config)
     if backend == "edge-postgres":
         assert database_url is not None, "edge-postgres needs a database"
         # A top-level key: before the file's first table.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import random
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,9 +158,11 @@ class World:
         out.update({p.canary: p.doc_id for p in self.planted})
         return out
 
-    def policy_text(self) -> str:
+    def policy_text(self, leave_out: Collection[Membership] = ()) -> str:
+        """The policy file: every membership (but those left out: kept elsewhere, see
+        tests/leak/memberships.py), deny and admin line, shuffled and irregularly written."""
         rng = random.Random(self.seed ^ 0x5EED)
-        lines = [m.line() for m in self.memberships]
+        lines = [m.line() for m in self.memberships if m not in leave_out]
         lines += [d.line() for d in self.denies]
         lines += self.admin_lines
         rng.shuffle(lines)

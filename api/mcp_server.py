@@ -43,7 +43,7 @@ def _caller(ctx: Context) -> tuple[Services, CallerScope, str]:
     request = ctx.request_context.request
     if request is None or not hasattr(request.state, "caller_scope"):
         raise ToolError("this tool is served over HTTP at /mcp only")
-    services: Services = request.app.state.services
+    services: Services = request.state.services  # request.app is the SDK's own app here
     scope: CallerScope = request.state.caller_scope
     request_id: str = request.state.request_id
     state = services.pause.current()
@@ -124,6 +124,7 @@ class McpEndpoint:
                                status_code=exc.status_code, headers=headers)(scope, receive, send)
             return
         request.state.caller_scope = caller
+        request.state.services = get_services(request)
         await self._inner(scope, receive, send)
 
 

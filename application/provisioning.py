@@ -449,9 +449,15 @@ class Provisioning:
     @staticmethod
     def _check_unique(kind: Kind, value: Provisioned, resource_id: str,
                       entry: dict[str, Any]) -> None:
+        # A userName is compared as SCIM says (caseExact false); a group by its principal,
+        # exactly, as the policy compares principals (group:Finance is not group:finance).
         key = "user" if kind is USERS else "principal"
+
+        def same(a: str, b: str) -> bool:
+            return a.casefold() == b.casefold() if kind is USERS else a == b
+
         for other_id, other in getattr(value, kind.table).items():
-            if other_id != resource_id and other[key].casefold() == entry[key].casefold():
+            if other_id != resource_id and same(other[key], entry[key]):
                 what = "userName" if kind is USERS else "displayName"
                 raise ScimFailure.of(UniquenessException(
                     detail=f"{what} gives {entry[key]!r}, which {kind.endpoint}/{other_id} "

@@ -10,7 +10,8 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from api.app import create_app
-from api.deps import CALLER, PUBLIC
+from api.deps import CALLER, PROVISIONING, PUBLIC
+from api.mcp_server import MCP_PATH, McpEndpoint
 from application.settings import load_settings
 from tests.conftest import write_example_config
 
@@ -41,7 +42,9 @@ def test_every_route_declares_exactly_one_permission(tmp_path: Path):
     declared: dict[str, list[Any]] = {}
     for path, route in _routes(app.routes):
         if not isinstance(route, APIRoute):
-            assert path in DOC_ROUTES, f"unexpected route {path}: {route}"
+            # /mcp authenticates every request itself, with the API's own get_scope.
+            assert path in DOC_ROUTES or (path == MCP_PATH and isinstance(
+                route.endpoint, McpEndpoint)), f"unexpected route {path}: {route}"
             continue
         declared[f"{sorted(route.methods)} {path}"] = list(_permissions(route.dependant))
     assert len(declared) >= 24  # all of them were found (5 public+caller, 19 admin)
@@ -51,10 +54,13 @@ def test_every_route_declares_exactly_one_permission(tmp_path: Path):
     assert not several, f"routes with more than one permission: {several}"
     # Only health is public; only search, chat and the OpenAI-compatible routes run on the
     # caller's own access.
-    assert [n for n, p in declared.items() if p[0] == PUBLIC] == ["['GET'] /healthz"]
+    assert sorted(n for n, p in declared.items() if p[0] == PUBLIC) == [
+        "['GET'] /.well-known/oauth-protected-resource/mcp", "['GET'] /healthz"]
     assert sorted(n for n, p in declared.items() if p[0] == CALLER) == [
         "['GET'] /v1/models", "['POST'] /v1/chat", "['POST'] /v1/chat/completions",
         "['POST'] /v1/search"]
+    scim = [n for n in declared if "/scim/v2/" in n]
+    assert len(scim) == 20 and all(declared[n] == [PROVISIONING] for n in scim)
     admin = [n for n in declared if "/v1/admin/" in n]
     assert admin and all(declared[n][0] not in (PUBLIC, CALLER) for n in admin)
 

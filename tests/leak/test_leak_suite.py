@@ -13,10 +13,14 @@ service hides what it should show.
 
 On IDENTITY_BACKEND, then, the identity mode (tests/leak/identity_mode.py), on the same index:
 every caller with an OIDC access token instead of an API key, and some users' memberships in
-their token's groups claim instead of the policy; the same oracle, 0 leaks.
+their token's groups claim instead of the policy; the same oracle, 0 leaks. On
+PROVISIONING_BACKEND (two replicas over PostgreSQL), the provisioning mode
+(tests/leak/provisioning_mode.py): some users' memberships provisioned through /scim/v2
+instead of the policy, checked over HTTP and through the MCP server's tools.
 
 CLEARANCE_LEAK_SEED and CLEARANCE_LEAK_PAIRS change the seed and the pair count per backend;
-CLEARANCE_LEAK_TOKEN_PAIRS the identity mode's pair count.
+CLEARANCE_LEAK_TOKEN_PAIRS the identity mode's pair count, CLEARANCE_LEAK_SCIM_PAIRS the
+provisioning mode's.
 """
 
 from __future__ import annotations
@@ -45,6 +49,11 @@ from tests.leak.harness import (
 from tests.leak.identity_mode import IdentityRun, run_token_mode
 from tests.leak.memberships import TokenClaims, place
 from tests.leak.oracle import Oracle
+from tests.leak.provisioning_mode import (
+    ProvisioningRun,
+    run_provisioning_mode,
+    scim_placement,
+)
 from tests.leak.world import World, generate
 
 pytestmark = pytest.mark.e2e
@@ -53,6 +62,8 @@ SEED = int(os.environ.get("CLEARANCE_LEAK_SEED", "20260501"))
 PAIRS_PER_BACKEND = int(os.environ.get("CLEARANCE_LEAK_PAIRS", "1000"))
 TOKEN_PAIRS = int(os.environ.get("CLEARANCE_LEAK_TOKEN_PAIRS", "400"))
 IDENTITY_BACKEND = "edge"  # the one deployment that also runs the identity mode
+PROVISIONING_BACKEND = "edge-postgres"  # the one that also runs the provisioning mode (SCIM)
+PROVISIONING_PAIRS = int(os.environ.get("CLEARANCE_LEAK_SCIM_PAIRS", "150"))
 RECALL_FLOOR = 0.8
 
 # --- the suite ----------------------------------------------------------------------------------
@@ -99,6 +110,7 @@ def test_no_leaks_over_http(
     claims: TokenClaims | None = (request.getfixturevalue("token_claims")
                                   if backend == IDENTITY_BACKEND else None)
     identity: IdentityRun | None = None
+    provisioning: ProvisioningRun | None = None
     with serve_world(world, backend, tmp_path, embedder, database_url,
                      claims.issuer_config() if claims else "") as deployed:
         marks.append(("deploy", time.perf_counter()))
@@ -158,6 +170,13 @@ def test_no_leaks_over_http(
                                       random.Random(f"{SEED}/{backend}/token"), TOKEN_PAIRS)
             marks.append(("oidc", time.perf_counter()))
 
+        # 7. The provisioning mode, on this index: memberships through SCIM; HTTP and MCP.
+        if backend == PROVISIONING_BACKEND:
+            provisioning = run_provisioning_mode(
+                deployed, scim_placement(world, place(world, "token")), world, oracle,
+                random.Random(f"{SEED}/{backend}/scim"), PROVISIONING_PAIRS)
+            marks.append(("scim+mcp", time.perf_counter()))
+
         records = deployed.audit_records()
 
     # The audit log: every answered query kept the good policy's version, and what it says
@@ -185,6 +204,8 @@ def test_no_leaks_over_http(
               ) + ")")
         if identity is not None:
             _print_identity(identity)
+        if provisioning is not None:
+            _print_provisioning(provisioning)
 
     assert not tally.errors, f"{len(tally.errors)} failed requests:\n" + "\n".join(
         tally.errors[:20])
@@ -202,6 +223,8 @@ def test_no_leaks_over_http(
     assert min(tally.by_endpoint["search"], tally.by_endpoint["chat"]) >= 0.3 * PAIRS_PER_BACKEND
     if identity is not None:
         _check_identity(identity)
+    if provisioning is not None:
+        _check_provisioning(provisioning)
 
 
 def _print_identity(run: IdentityRun) -> None:
@@ -220,3 +243,24 @@ def _check_identity(run: IdentityRun) -> None:
     assert not run.disagreed, "server and oracle disagree:\n" + "\n".join(run.disagreed)
     assert not run.problems, "\n".join(run.problems[:20])
     assert run.carried_users >= 10 and t.pairs >= TOKEN_PAIRS
+
+
+def _print_provisioning(run: ProvisioningRun) -> None:
+    for t in (run.http, run.mcp):
+        print(f"leak suite [{t.backend}]: {t.pairs} pairs checked, {len(t.leaks)} leaks")
+    print(f"  {run.users} users and {run.groups} groups provisioned through /scim/v2 "
+          f"({run.memberships} memberships, out of the policy file), policy "
+          f"{run.policy_version}; over HTTP {dict(run.http.by_endpoint)}, through MCP "
+          f"{run.mcp.pairs - run.fetches} searches and {run.fetches} fetches; "
+          f"{run.http.returned + run.mcp.returned} results checked; {run.elapsed:.1f} s")
+
+
+def _check_provisioning(run: ProvisioningRun) -> None:
+    assert not run.problems, "\n".join(run.problems[:20])
+    for t in (run.http, run.mcp):
+        assert not t.errors, f"{len(t.errors)} failed requests:\n" + "\n".join(t.errors[:20])
+        assert not t.leaks, f"{len(t.leaks)} leaks:\n" + "\n".join(t.leaks[:50])
+    assert not run.disagreed, "server and oracle disagree:\n" + "\n".join(run.disagreed)
+    assert run.users >= 10 and run.memberships >= 10 and run.fetches >= 40
+    assert run.http.pairs >= PROVISIONING_PAIRS and run.mcp.pairs >= PROVISIONING_PAIRS // 2
+    assert run.mcp.by_kind.get("fetch:readable", 0) >= 20

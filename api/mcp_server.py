@@ -137,8 +137,10 @@ def install_mcp(app: FastAPI, services: Services
         streamable_http_path=MCP_PATH, stateless_http=True, json_response=True,
         # Every request is authenticated, and the public host name is the deployment's own.
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
+    # POST only: the transport is stateless, and a GET would hold an event stream open for as
+    # long as the client keeps it (the spec lets a server answer it 405).
     app.router.routes.append(Route(MCP_PATH, McpEndpoint(transport),
-                                   methods=["GET", "POST", "DELETE"]))
+                                   methods=["POST"]))
 
     @app.get(METADATA_PATH, include_in_schema=False, dependencies=[Public])
     def protected_resource_metadata(request: Request) -> JSONResponse:

@@ -137,3 +137,11 @@ def test_a_deactivated_user_and_a_paused_service_get_nothing_over_mcp(
         finally:
             assert admin.post("/v1/admin/resume", json={"target": "service"}).status_code == 200
     assert paused[0] == "error" and "maintenance" in paused[1]
+
+
+def test_mcp_takes_posts_only(identity_world: IdentityWorld):
+    deployed = identity_world.deployed
+    with httpx.Client(base_url=deployed.url, timeout=10) as client:
+        stream = client.get("/mcp", headers={"Authorization": f"Bearer {deployed.keys['dave']}",
+                                             "Accept": "text/event-stream"})
+    assert stream.status_code == 405

@@ -31,11 +31,23 @@ class Usage:
 
 @dataclass(frozen=True)
 class Citation:
-    """A numbered reference to the chunk a sentence of the answer came from."""
+    """A numbered reference to a document version: the chunk a sentence of the answer came from
+    and, in an extractive answer, the other chunks of that version it quotes (`more_hits`)."""
 
     n: int
     hit: ChunkHit
     snippet: str
+    more_hits: tuple[ChunkHit, ...] = ()
+
+    @property
+    def hits(self) -> tuple[ChunkHit, ...]:
+        """Every chunk cited under this number, the first one first."""
+        return (self.hit, *self.more_hits)
+
+    @property
+    def pages(self) -> list[int]:
+        """The pages of the cited chunks, in ascending order (none for formats without pages)."""
+        return sorted({h.payload.page for h in self.hits if h.payload.page is not None})
 
 
 @dataclass(frozen=True)
@@ -57,7 +69,8 @@ def citation_fields(citation: Citation) -> dict[str, Any]:
         "source": p.source,
         "title": p.title,
         "uri": p.uri,
-        "page": p.page,
+        "page": citation.pages[0] if citation.pages else p.page,  # the first of `pages`
+        "pages": citation.pages,
         "doc_version": p.doc_version,
         "source_modified_at": p.source_modified_at,
         "ingested_at": p.ingested_at,

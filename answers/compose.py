@@ -87,7 +87,7 @@ class AnswerComposer:
                     notice: str | None = None, detail: str | None = None,
                     usage: Usage | None = None) -> Answer:
         answer = extractive_answer(
-            question.retrieval_text(self._settings.history_turns),
+            question.search_text(),
             evidence,
             embedder=self._embedder,
             min_score=self._retrieval.min_score,

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
+
+# as_asked: the question stands alone (or there is nothing before it)
+# rules:    made standalone from the earlier user turns by answers/standalone.py's rules
+# llm:      rewritten by the LLM
+StandaloneMethod = Literal["as_asked", "rules", "llm"]
 
 
 @dataclass(frozen=True)
@@ -15,10 +21,18 @@ class Turn:
 class Question:
     text: str  # the last user message
     history: tuple[Turn, ...] = ()  # earlier user and assistant turns, oldest first
+    standalone: str | None = None  # the question made standalone, once it has been
+    method: StandaloneMethod = "as_asked"
 
-    def retrieval_text(self, history_turns: int) -> str:
-        """What is searched for: the question after the last few earlier user turns, so a
-        follow-up ("and for contractors?") is read in the context it was asked in."""
+    def search_text(self) -> str:
+        """What is searched for and what sentences are scored against: the standalone
+        question once made (answers/standalone.py), else the question as asked."""
+        return self.standalone if self.standalone is not None else self.text
+
+    def earlier_questions(self, turns: int) -> list[str]:
+        """The last `turns` earlier user messages, oldest first."""
         earlier = [t.content for t in self.history if t.role == "user"]
-        kept = earlier[-history_turns:] if history_turns else []
-        return "\n".join([*kept, self.text])
+        return earlier[-turns:] if turns else []
+
+    def made_standalone(self, text: str, method: StandaloneMethod) -> Question:
+        return replace(self, standalone=text, method=method)

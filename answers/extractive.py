@@ -1,23 +1,29 @@
-"""Answers from permitted chunks: the most relevant sentences, each with its citation marker."""
+"""Answers from permitted chunks: the most relevant sentences, each with its citation marker.
+
+Sentences and table rows (answers/passages.py) are ranked by embedding similarity to the
+question and quoted most relevant first; a quoted unit's neighbour from the same chunk follows
+it in reading order. A unit is quoted once however many overlapping chunks hold it, and one
+reference covers every chunk quoted from a document version, with their pages.
+"""
 
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass
 
 import numpy as np
 
 from answers.answer import ABSTAIN_ANSWER, SNIPPET_CHARS, Answer, Citation
+from answers.passages import Unit, split_sentences, split_units
 from retrieval.embedder import Embedder
 from retrieval.payload import ChunkHit
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
-_MIN_SENTENCE_CHARS = 20
+__all__ = ["extractive_answer", "snippet", "split_sentences"]
 
 
-def split_sentences(text: str) -> list[str]:
-    """Sentences long enough to stand alone as evidence."""
-    parts = (" ".join(p.split()) for p in _SENTENCE_END.split(text))
-    return [p for p in parts if len(p) >= _MIN_SENTENCE_CHARS]
+@dataclass(frozen=True)
+class _Candidate:
+    hit_index: int  # into the evidence, best-ranked first
+    unit: Unit
 
 
 def snippet(sentences: list[str]) -> str:
@@ -39,24 +45,62 @@ def extractive_answer(
     answer abstains.
     """
     evidence = [h for h in hits if h.similarity >= min_score]
-    candidates: list[tuple[int, int, str]] = []  # (hit index, position, sentence)
-    for i, hit in enumerate(evidence):
-        sentences = split_sentences(hit.payload.text)
-        candidates += [(i, pos, s) for pos, s in enumerate(sentences)]
+    candidates = _distinct_units(evidence)
     if not candidates:
         return Answer(ABSTAIN_ANSWER, "abstain", [])
-    vectors = embedder.embed_documents([s for _, _, s in candidates])
+    vectors = embedder.embed_documents([c.unit.text for c in candidates])
     scores = vectors @ embedder.embed_query(query)
-    best = np.argsort(-scores)[:max_sentences].tolist()
-    best.sort(key=lambda k: (candidates[k][0], candidates[k][1]))  # reading order per hit
+    best = [candidates[k] for k in np.argsort(-scores, kind="stable")[:max_sentences].tolist()]
+    return _cited(answer_order(best), evidence)
 
-    numbers: dict[int, int] = {}
-    chosen: dict[int, list[str]] = {}
+
+def _distinct_units(evidence: list[ChunkHit]) -> list[_Candidate]:
+    """Every unit of the evidence once: a repeat, or a piece of a longer unit (chunks overlap
+    and may start inside a sentence), is left out in favour of the better-ranked chunk's."""
+    found: list[_Candidate] = []
+    for i, hit in enumerate(evidence):
+        found += [_Candidate(i, u) for u in split_units(hit.payload.text)]
+    kept: list[_Candidate] = []
+    keys: list[str] = []
+    for c in found:
+        key = c.unit.key
+        if any(key in other for other in keys):
+            continue
+        longer = [other for other in found if key != other.unit.key and key in other.unit.key]
+        if longer:
+            continue  # the longer unit is kept where it occurs
+        kept.append(c)
+        keys.append(key)
+    return kept
+
+
+def answer_order(ranked: list[_Candidate]) -> list[_Candidate]:
+    """Most relevant first; units adjacent in one chunk stay together, in reading order."""
+    runs: list[list[_Candidate]] = []
+    for c in ranked:
+        run = next((r for r in runs if any(o.hit_index == c.hit_index
+                                           and abs(o.unit.position - c.unit.position) == 1
+                                           for o in r)), None)
+        if run is None:
+            runs.append([c])
+        else:
+            run.append(c)
+    return [c for run in runs for c in sorted(run, key=lambda c: c.unit.position)]
+
+
+def _cited(chosen: list[_Candidate], evidence: list[ChunkHit]) -> Answer:
+    """The answer text with one marker per document version, numbered in order of first use."""
+    numbers: dict[tuple[str, str], int] = {}
+    hits: dict[int, list[ChunkHit]] = {}
+    quoted: dict[int, list[str]] = {}
     parts: list[str] = []
-    for k in best:
-        hit_index, _, sentence = candidates[k]
-        n = numbers.setdefault(hit_index, len(numbers) + 1)
-        chosen.setdefault(hit_index, []).append(sentence)
-        parts.append(f"{sentence} [{n}]")
-    citations = [Citation(n, evidence[i], snippet(chosen[i])) for i, n in numbers.items()]
+    for c in chosen:
+        hit = evidence[c.hit_index]
+        n = numbers.setdefault((hit.payload.doc_id, hit.payload.doc_version), len(numbers) + 1)
+        if all(h.point_id != hit.point_id for h in hits.setdefault(n, [])):
+            hits[n].append(hit)
+        quoted.setdefault(n, []).append(c.unit.text)
+        parts.append(f"{c.unit.text} [{n}]")
+    citations = [Citation(n, hits[n][0], snippet(quoted[n]), tuple(hits[n][1:]))
+                 for n in sorted(hits)]
     return Answer(" ".join(parts), "extractive", citations)

@@ -85,5 +85,11 @@ class AnswerSettings(BaseModel):
     # Hosts that links and images in answers may point to; "*.example.com" covers subdomains.
     # Everything else is removed (link text kept, images dropped).
     link_allowlist: tuple[str, ...] = ()
-    # Earlier user turns joined to the question for retrieval; all earlier turns go to the LLM.
+    # Earlier user turns a follow-up is made standalone from before retrieval
+    # (answers/standalone.py); 0 searches every question as asked. All earlier turns go to
+    # the LLM that answers.
     history_turns: int = Field(default=2, ge=0, le=10)
+    # The LLM's rewrite of a follow-up, when an LLM is configured: its own deadline (at most
+    # llm.timeout_s) and token limit; past either, the rules rewrite instead.
+    standalone_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    standalone_max_tokens: int = Field(default=64, ge=16, le=512)

@@ -166,7 +166,9 @@ def references(answer: Answer) -> str:
     lines = []
     for c in answer.citations:
         p = c.hit.payload
-        page = f", page {p.page}" if p.page is not None else ""
+        pages = c.pages
+        page = (f", page {pages[0]}" if len(pages) == 1 else
+                f", pages {', '.join(map(str, pages))}" if pages else "")
         lines.append(f"[{c.n}] {p.title} ({p.doc_id}{page}), version {p.doc_version[:12]}, "
                      f"modified {p.source_modified_at}, ingested {p.ingested_at}")
     return "\n\nSources:\n" + "\n".join(lines) if lines else ""

@@ -85,7 +85,8 @@ class SearchResult(BaseModel):
     source: str
     title: str
     uri: str
-    page: int | None
+    page: int | None  # the first of `pages`, kept for clients written before it
+    pages: list[int]  # the pages of every chunk cited under this number
     doc_version: str
     source_modified_at: str
     ingested_at: str
@@ -107,7 +108,8 @@ class CitationOut(BaseModel):
     source: str
     title: str
     uri: str
-    page: int | None
+    page: int | None  # the first of `pages`, kept for clients written before it
+    pages: list[int]  # the pages of every chunk cited under this number
     doc_version: str
     source_modified_at: str
     ingested_at: str

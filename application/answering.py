@@ -13,6 +13,7 @@ from answers.answer import Answer
 from answers.compose import AnswerComposer
 from answers.conversation import Question
 from answers.redaction import Redactor
+from answers.standalone import StandaloneRewriter
 from control.audit import AuditStore, failure_record
 from retrieval.errors import RetrievalError
 from retrieval.retriever import Retrieved, Retriever
@@ -45,13 +46,13 @@ class RetrievalService:
         audit: AuditStore,
         redactor: Redactor,
         *,
-        history_turns: int,
+        standalone: StandaloneRewriter,
     ) -> None:
         self._retriever = retriever
         self._composer = composer
         self._audit = audit
         self._redactor = redactor
-        self._history_turns = history_turns
+        self._standalone = standalone
 
     def search(self, query: str, *, scope: Scope, top_k: int, request_id: str,
                mode: SearchMode | None = None) -> Retrieved:
@@ -66,18 +67,24 @@ class RetrievalService:
              mode: SearchMode | None = None) -> ChatResult:
         """An answer from permitted chunks (extractive, generated, or an abstention), audited.
 
-        Earlier turns of the conversation are part of what is searched for; what can be found is
-        still only what the scope may read.
+        A follow-up is made standalone from the earlier user turns first (answers/standalone.py):
+        that is what is searched for and audited as the query, with how it was made and the
+        keyed hash of the message as asked; what can be found is still only what the scope may
+        read.
         """
-        query = question.retrieval_text(self._history_turns)
+        question = self._standalone.rewrite(question)
+        query = question.search_text()
         base = self._base_record("chat", request_id, scope, query)
+        if query != question.text:
+            base["standalone"] = {"method": question.method,
+                                  "original_hmac": self._redactor.fingerprint(question.text)}
         retrieved = self._retrieve(base, query, scope=scope, top_k=top_k, mode=mode)
         answer = self._composer.compose(question, retrieved.hits, permitted=retrieved.permitted)
         self._audit.append(
             {
                 **base,
                 **_result_fields(retrieved),
-                "cited": [c.hit.point_id for c in answer.citations],
+                "cited": [h.point_id for c in answer.citations for h in c.hits],
                 "mode": answer.mode,
                 **({"mode_detail": answer.detail} if answer.detail else {}),
                 "outcome": "abstain" if answer.mode == "abstain" else "ok",

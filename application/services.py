@@ -16,6 +16,7 @@ from pathlib import Path
 from answers.compose import AnswerComposer
 from answers.llm import LlmClient
 from answers.redaction import Redactor
+from answers.standalone import StandaloneRewriter
 from application.admin import AdminActions
 from application.answering import RetrievalService
 from application.build_jobs import JobRunner
@@ -238,6 +239,7 @@ class Services:
     audit: AuditStore
     pause: PauseSwitch
     composer: AnswerComposer
+    standalone: StandaloneRewriter
     admin: AdminActions
     oidc: OidcVerifier
     directory: Directory
@@ -260,8 +262,20 @@ class Services:
     def close(self) -> None:
         self.oidc.close()
         self.composer.close()
+        self.standalone.close()
         self.retriever.close()
         self.catalog.backend.close()
+
+
+def _rewriting_llm(settings: Settings) -> LlmClient | None:
+    """A client of the configured LLM for rewriting follow-ups, with their own small deadline
+    and token limit (llama-index fixes both per client), or None without an LLM."""
+    if settings.llm.provider != "openai":
+        return None
+    answers = settings.answers
+    return LlmClient(settings.llm.model_copy(update={
+        "timeout_s": min(settings.llm.timeout_s, answers.standalone_timeout_s),
+        "max_tokens": answers.standalone_max_tokens}))
 
 
 def build_services(settings: Settings, embedder: Embedder | None = None) -> Services:
@@ -276,6 +290,8 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     llm = LlmClient(settings.llm) if settings.llm.provider == "openai" else None
     composer = AnswerComposer(embedder, settings.retrieval, settings.answers, llm=llm,
                               redactor=redactor, pause=pause)
+    standalone = StandaloneRewriter(history_turns=settings.answers.history_turns,
+                                    llm=_rewriting_llm(settings), redactor=redactor)
     provisioned = open_provisioned(settings)
     policy = open_policy(settings, provisioned)
     keys = open_keys(settings)
@@ -289,12 +305,12 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         catalog=catalog,
         access=access,
         retriever=retriever,
-        retrieval=RetrievalService(retriever, composer, audit, redactor,
-                                   history_turns=settings.answers.history_turns),
+        retrieval=RetrievalService(retriever, composer, audit, redactor, standalone=standalone),
         jobs=jobs,
         audit=audit,
         pause=pause,
         composer=composer,
+        standalone=standalone,
         admin=open_admin(settings, policy=policy, access=access, catalog=catalog, jobs=jobs,
                          audit=audit, keys=keys, pause=pause, directory=directory),
         oidc=OidcVerifier(settings.oidc),

@@ -8,6 +8,7 @@ from functools import lru_cache
 from itertools import groupby
 from typing import TYPE_CHECKING
 
+from ingest.layout import HEADER_RULE
 from ingest.parser import ParsedDocument
 
 if TYPE_CHECKING:
@@ -42,14 +43,48 @@ def chunk_document(
     where the 256 limit must hold for any text.
     """
     splitter = _splitter(chunk_size, chunk_overlap, tokenizer)
+    count = _counter(tokenizer)
     chunks: list[TextChunk] = []
     for (page, section), group in groupby(doc.elements, key=lambda e: (e.page, e.section)):
-        text = "\n\n".join(element.text for element in group)
+        blocks: list[str] = []
+        for element in group:
+            if element.table and len(count(element.text)) > chunk_size:
+                blocks += table_pieces(element.text, chunk_size, count)
+            else:
+                blocks.append(element.text)
+        text = "\n\n".join(blocks)
         for piece in splitter.split_text(text):
             piece = piece.strip()
             if piece:
                 chunks.append(TextChunk(len(chunks), piece, page, section))
     return chunks
+
+
+def table_pieces(text: str, chunk_size: int, count: Tokenizer) -> list[str]:
+    """A table's rows in pieces of at most about `chunk_size` tokens, each piece headed by the
+    table's header row (when it has one), so that no piece is split inside a row or loses
+    what its columns mean."""
+    lines = text.splitlines()
+    header = lines[:2] if len(lines) > 1 and lines[1].startswith(HEADER_RULE) else []
+    budget = chunk_size - len(count("\n".join(header)))
+    pieces: list[list[str]] = [[]]
+    used = 0
+    for row in lines[len(header):]:
+        size = len(count(row)) + 1
+        if pieces[-1] and used + size > budget:
+            pieces.append([])
+            used = 0
+        pieces[-1].append(row)
+        used += size
+    return ["\n".join([*header, *rows]) for rows in pieces if rows]
+
+
+def _counter(tokenizer: Tokenizer | None) -> Tokenizer:
+    if tokenizer is not None:
+        return tokenizer
+    from llama_index.core.utils import get_tokenizer
+
+    return get_tokenizer()
 
 
 @lru_cache(maxsize=16)

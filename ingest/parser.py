@@ -16,6 +16,7 @@ from typing import Any
 from ingest.decoding import decode_text
 from ingest.errors import LimitExceeded, ParseError
 from ingest.html_visible import visible_html
+from ingest.layout import RawElement, rejoin_pdf_lines, table_text
 from ingest.limits import check_file, check_text_yield, check_zip, read_text_file
 from ingest.settings import FileLimits
 
@@ -27,6 +28,7 @@ class ParsedElement:
     text: str
     page: int | None  # 1-based where the format has pages, else None
     section: str | None  # nearest preceding Title/heading text, where known
+    table: bool = False  # a table of rows, one a line (ingest/layout.py)
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ def parse_document(path: Path, limits: FileLimits | None = None) -> ParsedDocume
             reason = f"damaged or truncated PDF: {reason}"
         raise ParseError(f"{path.name}: {reason}") from exc
 
-    document, dropped = _to_document(raw)
+    document, dropped = _to_document(raw, pdf=suffix == ".pdf")
     longest = max(longest, dropped)
     if not document.elements:
         # unstructured returns no elements, with only a log line, for a corrupt PDF, a PDF
@@ -174,11 +176,14 @@ def _drop_long_runs(text: str) -> tuple[str, int]:
     return _LONG_RUN.sub(drop, text), longest
 
 
-def _to_document(raw: list[Any]) -> tuple[ParsedDocument, int]:
-    title: str | None = None
+def _to_document(raw: list[Any], *, pdf: bool = False) -> tuple[ParsedDocument, int]:
+    """The document of unstructured's elements, and the longest run dropped from them.
+
+    A table's text is its rows, one a line (ingest/layout.py); a PDF's lines are rejoined into
+    the paragraphs they were printed from before headings open sections.
+    """
     subject: str | None = None
-    section: str | None = None
-    elements: list[ParsedElement] = []
+    read: list[RawElement] = []
     longest = 0
     for element in raw:
         category = getattr(element, "category", "")
@@ -186,19 +191,27 @@ def _to_document(raw: list[Any]) -> tuple[ParsedDocument, int]:
         subject = subject or (getattr(metadata, "subject", None) or "").strip() or None
         if category in _DROPPED_CATEGORIES:
             continue
-        text, dropped = _drop_long_runs(element.text or "")
+        html = getattr(metadata, "text_as_html", None) if category == "Table" else None
+        rows = table_text(html) if isinstance(html, str) else None
+        text, dropped = _drop_long_runs(rows or element.text or "")
         longest = max(longest, dropped)
         text = text.strip()
         if not text:
             continue
-        if category == "Title":
-            # A heading opens its own section, so it travels with the text it introduces.
-            section = text
-            title = title or text
         page = getattr(metadata, "page_number", None)
-        elements.append(
-            ParsedElement(text=text, page=page if isinstance(page, int) else None, section=section)
-        )
+        read.append(RawElement(category, text, page if isinstance(page, int) else None))
+    if pdf:
+        read = rejoin_pdf_lines(read)
+    title: str | None = None
+    section: str | None = None
+    elements: list[ParsedElement] = []
+    for e in read:
+        if e.category == "Title":
+            # A heading opens its own section, so it travels with the text it introduces.
+            section = e.text
+            title = title or e.text
+        elements.append(ParsedElement(text=e.text, page=e.page, section=section,
+                                      table=e.category == "Table" and "\n" in e.text))
     return ParsedDocument(title=subject or title, elements=elements), longest
 
 

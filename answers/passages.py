@@ -74,7 +74,7 @@ def _block_pieces(block: str) -> list[tuple[str, bool]]:
             flush()
             if _HEADER_RULE.match(line):
                 continue
-            cells = [c.strip() for c in line.strip(" |").split("|")]
+            cells = [c.strip() for c in line.split("|")]
             nxt = lines[i + 1] if i + 1 < len(lines) else ""
             if _HEADER_RULE.match(nxt):
                 header = cells

@@ -46,14 +46,18 @@ def chunk_document(
     count = _counter(tokenizer)
     chunks: list[TextChunk] = []
     for (page, section), group in groupby(doc.elements, key=lambda e: (e.page, e.section)):
-        blocks: list[str] = []
+        pieces: list[str] = []
+        prose: list[str] = []
         for element in group:
             if element.table and len(count(element.text)) > chunk_size:
-                blocks += table_pieces(element.text, chunk_size, count)
+                # Split between rows, the header on every piece, and never overlapped.
+                pieces += splitter.split_text("\n\n".join(prose)) if prose else []
+                pieces += table_pieces(element.text, chunk_size, count)
+                prose = []
             else:
-                blocks.append(element.text)
-        text = "\n\n".join(blocks)
-        for piece in splitter.split_text(text):
+                prose.append(element.text)
+        pieces += splitter.split_text("\n\n".join(prose)) if prose else []
+        for piece in pieces:
             piece = piece.strip()
             if piece:
                 chunks.append(TextChunk(len(chunks), piece, page, section))

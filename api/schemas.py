@@ -85,8 +85,7 @@ class SearchResult(BaseModel):
     source: str
     title: str
     uri: str
-    page: int | None  # the first of `pages`, kept for clients written before it
-    pages: list[int]  # the pages of every chunk cited under this number
+    page: int | None
     doc_version: str
     source_modified_at: str
     ingested_at: str

@@ -180,7 +180,8 @@ class StandaloneRewriter:
                                         else "rules")
 
     def _ask_llm(self, earlier: list[str], text: str) -> str | None:
-        """The LLM's standalone question, or None when it failed or replied with no question.
+        """The LLM's standalone question, or None when it failed or its reply shares no content
+        word with the questions asked (an answer, or a question of its own making).
         Personal data is redacted from what is sent, as in the answer's prompt."""
         assert self._llm is not None
 
@@ -196,7 +197,10 @@ class StandaloneRewriter:
             log.warning("standalone question by rules, the LLM failed: %s", exc)
             return None
         rewritten = _one_line(reply.text)
-        if not rewritten or len(rewritten) > MAX_STANDALONE_CHARS:
+        asked = {w.lower() for q in [*earlier, text] for w in content_words(q)}
+        if (not rewritten or len(rewritten) > MAX_STANDALONE_CHARS
+                or not asked & {w.lower() for w in content_words(rewritten)}):
+            # Empty, too long, or about nothing that was asked: not a rewrite of the question.
             log.warning("standalone question by rules, the LLM's reply was unusable")
             return None
         return rewritten

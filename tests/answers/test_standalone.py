@@ -71,9 +71,10 @@ def test_the_llm_rewrites_the_follow_up_from_the_earlier_questions_redacted(tmp_
     assert "ann@larkspur.example" not in sent and "45 EUR" not in sent  # no assistant turns
 
 
-@pytest.mark.parametrize("failure", ["status", "empty"])
+@pytest.mark.parametrize("failure", ["status", "empty", "unrelated"])
 def test_a_failing_llm_falls_back_to_the_rules(failure: str, tmp_path):
-    with fake_llm(lambda messages: "" if failure == "empty" else "x") as llm:
+    replies = {"status": "x", "empty": "", "unrelated": "See the source [1]."}
+    with fake_llm(lambda messages: replies[failure]) as llm:
         if failure == "status":
             llm.status = 500
         client = LlmClient(LlmSettings(provider="openai", base_url=llm.url, model="fake",

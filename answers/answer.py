@@ -12,14 +12,27 @@ from retrieval.payload import ChunkHit
 # repaired:   the LLM's answer with citations of sources it was not given removed
 # replaced:   the LLM's answer cited nothing valid; the extractive answer instead
 # fallback:   the LLM timed out or failed; the extractive answer instead
-# abstain:    no permitted evidence scored high enough
+# abstain:    the permitted evidence does not answer the question (too weak, judged not to
+#             answer by answers/answerability.py, or the LLM said so)
 Mode = Literal["extractive", "generated", "repaired", "replaced", "fallback", "abstain"]
 
-ABSTAIN_ANSWER = (
-    "Nothing relevant was found in the sources you can access. "
-    "If you expected an answer, ask the owner of the relevant documents for access, "
-    "or rephrase the question."
-)
+ABSTAIN_ANSWER = "Not found in the sources you can access."
+ACCESS_DEFAULT = "ask the owner of the documents you need, or your administrator, for access"
+
+
+def abstain_text(owners: list[str], access_requests: str | None) -> str:
+    """What an abstention says: that the answer is not in what the caller can read, and what
+    they can do next. `owners` keep the nearest sources the caller may read; nothing is said
+    of documents they may not read, not even whether any exist."""
+    parts = [ABSTAIN_ANSWER]
+    if owners:
+        parts.append("The closest sources you can read are kept by " + ", ".join(owners)
+                     + ": they may know where the answer is.")
+    how = access_requests or ACCESS_DEFAULT
+    parts.append(f"If you expected an answer, {how}, or rephrase the question.")
+    return " ".join(parts)
+
+
 SNIPPET_CHARS = 300
 
 
@@ -58,6 +71,7 @@ class Answer:
     usage: Usage | None = None  # tokens the LLM reported, when one answered
     notice: str | None = None  # said to the caller, e.g. "generation is paused"
     detail: str | None = None  # for the audit log only, e.g. the LLM's error
+    answerability: float | None = None  # the decision's probability that the evidence answers
 
 
 def citation_fields(citation: Citation) -> dict[str, Any]:

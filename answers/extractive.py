@@ -17,11 +17,12 @@ from answers.passages import Unit, split_sentences, split_units
 from retrieval.embedder import Embedder
 from retrieval.payload import ChunkHit
 
-__all__ = ["extractive_answer", "snippet", "split_sentences"]
+__all__ = ["Candidate", "answer_from_ranked", "distinct_units", "extractive_answer", "snippet",
+           "split_sentences"]
 
 
 @dataclass(frozen=True)
-class _Candidate:
+class Candidate:
     hit_index: int  # into the evidence, best-ranked first
     unit: Unit
 
@@ -45,22 +46,31 @@ def extractive_answer(
     answer abstains.
     """
     evidence = [h for h in hits if h.similarity >= min_score]
-    candidates = _distinct_units(evidence)
+    candidates = distinct_units(evidence)
     if not candidates:
         return Answer(ABSTAIN_ANSWER, "abstain", [])
     vectors = embedder.embed_documents([c.unit.text for c in candidates])
     scores = vectors @ embedder.embed_query(query)
-    best = [candidates[k] for k in np.argsort(-scores, kind="stable")[:max_sentences].tolist()]
-    return _cited(answer_order(best), evidence)
+    ranked = [candidates[k] for k in np.argsort(-scores, kind="stable").tolist()]
+    return answer_from_ranked(ranked, evidence, max_sentences=max_sentences)
 
 
-def _distinct_units(evidence: list[ChunkHit]) -> list[_Candidate]:
+def answer_from_ranked(ranked: list[Candidate], evidence: list[ChunkHit], *,
+                       max_sentences: int) -> Answer:
+    """The extractive answer from units already ranked by relevance, most relevant first
+    (the answerability decision ranks them once for both)."""
+    if not ranked:
+        return Answer(ABSTAIN_ANSWER, "abstain", [])
+    return _cited(answer_order(ranked[:max_sentences]), evidence)
+
+
+def distinct_units(evidence: list[ChunkHit]) -> list[Candidate]:
     """Every unit of the evidence once: a repeat, or a piece of a longer unit (chunks overlap
     and may start inside a sentence), is left out in favour of the better-ranked chunk's."""
-    found: list[_Candidate] = []
+    found: list[Candidate] = []
     for i, hit in enumerate(evidence):
-        found += [_Candidate(i, u) for u in split_units(hit.payload.text)]
-    kept: list[_Candidate] = []
+        found += [Candidate(i, u) for u in split_units(hit.payload.text)]
+    kept: list[Candidate] = []
     keys: list[str] = []
     for c in found:
         key = c.unit.key
@@ -74,9 +84,9 @@ def _distinct_units(evidence: list[ChunkHit]) -> list[_Candidate]:
     return kept
 
 
-def answer_order(ranked: list[_Candidate]) -> list[_Candidate]:
+def answer_order(ranked: list[Candidate]) -> list[Candidate]:
     """Most relevant first; units adjacent in one chunk stay together, in reading order."""
-    runs: list[list[_Candidate]] = []
+    runs: list[list[Candidate]] = []
     for c in ranked:
         run = next((r for r in runs if any(o.hit_index == c.hit_index
                                            and abs(o.unit.position - c.unit.position) == 1
@@ -88,7 +98,7 @@ def answer_order(ranked: list[_Candidate]) -> list[_Candidate]:
     return [c for run in runs for c in sorted(run, key=lambda c: c.unit.position)]
 
 
-def _cited(chosen: list[_Candidate], evidence: list[ChunkHit]) -> Answer:
+def _cited(chosen: list[Candidate], evidence: list[ChunkHit]) -> Answer:
     """The answer text with one marker per document version, numbered in order of first use."""
     numbers: dict[tuple[str, str], int] = {}
     hits: dict[int, list[ChunkHit]] = {}

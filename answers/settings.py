@@ -89,6 +89,13 @@ class AnswerSettings(BaseModel):
     # (answers/standalone.py); 0 searches every question as asked. All earlier turns go to
     # the LLM that answers.
     history_turns: int = Field(default=2, ge=0, le=10)
+    # "model": answer only when answers/answerability.py judges that the permitted evidence
+    # answers the question; "similarity": whenever a chunk reaches retrieval.min_score (the
+    # behaviour before the decision, kept for comparison).
+    answerability: Literal["model", "similarity"] = "model"
+    # What an abstention tells the caller to do to get access, e.g. "open a ticket at
+    # https://it.example.com/access"; by default, to ask the documents' owner or an admin.
+    access_requests: str | None = Field(default=None, min_length=1, max_length=300)
     # The LLM's rewrite of a follow-up, when an LLM is configured: its own deadline (at most
     # llm.timeout_s) and token limit; past either, the rules rewrite instead.
     standalone_timeout_s: float = Field(default=3.0, gt=0, le=60)

@@ -87,6 +87,8 @@ class RetrievalService:
                 "cited": [h.point_id for c in answer.citations for h in c.hits],
                 "mode": answer.mode,
                 **({"mode_detail": answer.detail} if answer.detail else {}),
+                **({"answerability": round(answer.answerability, 4)}
+                   if answer.answerability is not None else {}),
                 "outcome": "abstain" if answer.mode == "abstain" else "ok",
             }
         )

@@ -289,7 +289,8 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     redactor = Redactor(settings.redaction, settings.redaction_key_file)
     llm = LlmClient(settings.llm) if settings.llm.provider == "openai" else None
     composer = AnswerComposer(embedder, settings.retrieval, settings.answers, llm=llm,
-                              redactor=redactor, pause=pause)
+                              redactor=redactor, pause=pause,
+                              owners={s.name: s.owner for s in settings.sources})
     standalone = StandaloneRewriter(history_turns=settings.answers.history_turns,
                                     llm=_rewriting_llm(settings), redactor=redactor)
     provisioned = open_provisioned(settings)

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import fmean
 
+from answers.answerability import AnswerabilityJudge
+from evaluation.answerability import AnswerabilityScores, ask
 from evaluation.beir import BeirDataset
 from evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k
 from retrieval.bm25 import Bm25Encoder
@@ -94,6 +96,8 @@ class EvalReport:
     scores: dict[str, dict[str, UserScores]]
     default_ranking: str
     references: dict[str, float]
+    # user → whether questions were answered or abstained, as the chat decides (default ranking)
+    answerability: dict[str, AnswerabilityScores] = field(default_factory=dict)
 
     @property
     def users(self) -> dict[str, UserScores]:
@@ -116,6 +120,13 @@ class EvalReport:
                         f"ndcg@10{tag}: {fmean(s.ndcg10) if s.ndcg10 else 0.0:.4f}",
                         f"recall@100{tag}: {fmean(s.recall100) if s.recall100 else 0.0:.4f}",
                         f"mrr@10{tag}: {fmean(s.mrr10) if s.mrr10 else 0.0:.4f}"]
+        for user, a in self.answerability.items():
+            out += a.lines(f" [{user}]" if len(self.answerability) > 1 else "")
+        if len(self.answerability) > 1:
+            total = AnswerabilityScores()
+            for a in self.answerability.values():
+                total.merge(a)
+            out += total.lines(" [all users]")
         out += [f"{name}: {value}" for name, value in self.references.items()]
         returned = sum(u.returned for users in self.scores.values() for u in users.values())
         out.append(f"leaks: {self.leaks} in {returned} returned documents")
@@ -183,6 +194,8 @@ def evaluate(dataset: BeirDataset, root: Path, *, embedder: Embedder, permission
     policy = open_policy(settings)
     queries = list(dataset.queries.items())[:max_queries]
     scores = {name: {user: UserScores() for user in users} for name in chosen}
+    answerability = {user: AnswerabilityScores() for user in users}
+    judge = AnswerabilityJudge(embedder)
     started = time.monotonic()
     try:
         for name, ranking in chosen.items():
@@ -191,8 +204,13 @@ def evaluate(dataset: BeirDataset, root: Path, *, embedder: Embedder, permission
             try:
                 for user, held in users.items():
                     readable = frozenset(held) if permissions else frozenset({0})
-                    _score_user(scores[name][user], retriever, scope_for(policy, user),
+                    scope = scope_for(policy, user)
+                    _score_user(scores[name][user], retriever, scope,
                                 queries, dataset, paths, readable, groups)
+                    if ranking == default:
+                        _score_answerability(answerability[user], retriever, judge, scope, user,
+                                             queries, dataset, readable, groups,
+                                             settings.retrieval.min_score)
                     progress(f"{name}, {user}: {scores[name][user].queries} queries scored")
             finally:
                 retriever.close()
@@ -200,7 +218,21 @@ def evaluate(dataset: BeirDataset, root: Path, *, embedder: Embedder, permission
         catalog.backend.close()
     return EvalReport(dataset.name, report.documents, report.chunks, ingest_s,
                       time.monotonic() - started, scores, ranking_name(default),
-                      REFERENCES.get(dataset.name.lower(), {}))
+                      REFERENCES.get(dataset.name.lower(), {}), answerability)
+
+
+def _score_answerability(s: AnswerabilityScores, retriever: Retriever,
+                         judge: AnswerabilityJudge, scope: Scope, user: str,
+                         queries: list[tuple[str, str]], dataset: BeirDataset,
+                         readable: frozenset[int], groups: int, min_score: float) -> None:
+    """Each query asked as the chat asks it: answered when the user may read one of its relevant
+    documents, abstained otherwise."""
+    for query_id, text in queries:
+        answerable = any(r > 0 and d in dataset.corpus and group_of(d) % groups in readable
+                         for d, r in dataset.qrels[query_id].items())
+        asked = ask(retriever, judge, scope, user, query_id, text, answerable=answerable,
+                    min_score=min_score)
+        s.add(answerable, asked.answered)
 
 
 def _score_user(s: UserScores, retriever: Retriever, scope: Scope,

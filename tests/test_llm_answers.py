@@ -264,3 +264,25 @@ def test_weak_evidence_abstains_without_calling_the_model(world: Deployment, llm
     # Asking for the board's document: nothing of it reaches dave, abstention or not.
     body = chat(world, "dave", "Kestrel Labs acquisition board approval price")
     assert CANARIES["board"] not in json.dumps(body)
+
+
+def test_the_llm_is_not_asked_when_the_evidence_does_not_answer(world: Deployment,
+                                                                llm: FakeLlm):
+    # dave reads the public documents only: none of them says anything about salaries
+    body = chat(world, "dave", QUESTIONS[1])
+    assert body["mode"] == "abstain" and body["citations"] == []
+    assert llm.requests == []
+    assert "Not found in the sources you can access" in body["answer"]
+    assert "60,000" not in body["answer"] and "hr" not in body["answer"].split()
+
+
+def test_an_llm_that_says_the_sources_do_not_answer_makes_an_abstention(world: Deployment,
+                                                                         llm: FakeLlm):
+    llm.reply = lambda m: "NOT IN SOURCES"
+    body = chat(world, "dave", QUESTIONS[0])
+    assert len(llm.requests) == 1  # the evidence answers, so the LLM was asked
+    assert body["mode"] == "abstain" and body["citations"] == []
+    record = audit_records(world)[-1]
+    assert record["outcome"] == "abstain" and "LLM said" in record["mode_detail"]
+    llm.reply = lambda m: "The provided sources do not contain the date of the winter break."
+    assert chat(world, "dave", QUESTIONS[0])["mode"] == "abstain"

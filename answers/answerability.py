@@ -55,21 +55,30 @@ FEATURES = (
 )
 TOP_UNITS = 3  # the units nearest the question that the coverage and type features look at
 
-_NUMBER_WORDS = frozenset(
+
+def _split(words: str) -> list[str]:
+    return words.split()
+
+
+_NUMBER_WORDS = frozenset(_split(
     "one two three four five six seven eight nine ten eleven twelve fifteen twenty thirty "
-    "hundred thousand million billion half twice once double dozen".split())
-_MONTHS_DAYS = frozenset(
-    "january february march april may june july august september october november december "
-    "monday tuesday wednesday thursday friday saturday sunday today tomorrow daily weekly "
-    "monthly annually yearly".split())
-_ORDINALS = frozenset(
-    "first second third fourth fifth sixth seventh eighth ninth tenth last next".split())
+    "hundred thousand million billion half twice once double dozen "
+))
+_MONTHS_DAYS = frozenset(_split(
+    "january february march april may june july august september october november "
+    "december monday tuesday wednesday thursday friday saturday sunday today tomorrow "
+    "daily weekly monthly annually yearly "
+))
+_ORDINALS = frozenset(_split(
+    "first second third fourth fifth sixth seventh eighth ninth tenth last next "
+))
 _HAS_DIGIT = re.compile(r"\d")
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-zà-öø-ÿ]+(?:\s+[A-Z][a-zà-öø-ÿ]+)+")
 _ACRONYM = re.compile(r"\b[A-Z]{2,6}\b")
-_QUANTITY_NOUNS = frozenset(
+_QUANTITY_NOUNS = frozenset(_split(
     "price rate limit amount cost budget percentage number range size salary fee pay "
-    "allowance compensation total margin revenue figure threshold share count".split())
+    "allowance compensation total margin revenue figure threshold share count "
+))
 
 
 @dataclass(frozen=True)

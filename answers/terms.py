@@ -19,17 +19,23 @@ ZIPF_CEILING = 7.5  # a word this common or more weighs the minimum
 MIN_WEIGHT = 0.5
 MAX_WEIGHT = 8.0
 
+
+def _split(words: str) -> list[str]:
+    return words.split()
+
+
+
 _WORD = re.compile(r"[0-9a-zà-öø-ÿ]+(?:[-'.][0-9a-zà-öø-ÿ]+)*")
-STOP_WORDS = frozenset("""
-a an the and or but if then else of to in on at by for with about against between into through
-during before after above below from up down out off over under again further once here there
-when where why how all any both each few more most other some such no nor not only own same so
-than too very can will just don should now is are was were be been being have has had having
-do does did doing i me my myself we our ours ourselves you your yours yourself yourselves he
-him his himself she her hers herself it its itself they them their theirs themselves what
-which who whom whose this that these those am would could shall may might must also get got
-tell please much many us let
-""".split())
+STOP_WORDS = frozenset(_split(
+    "a an the and or but if then else of to in on at by for with about against between into "
+    "through during before after above below from up down out off over under again further "
+    "once here there when where why how all any both each few more most other some such no "
+    "nor not only own same so than too very can will just don should now is are was were be "
+    "been being have has had having do does did doing i me my myself we our ours ourselves "
+    "you your yours yourself yourselves he him his himself she her hers herself it its itself "
+    "they them their theirs themselves what which who whom whose this that these those am "
+    "would could shall may might must also get got tell please much many us let "
+))
 
 _lock = threading.Lock()
 
@@ -73,7 +79,14 @@ def question_terms(question: str) -> dict[str, float]:
 
 
 def text_stems(text: str) -> frozenset[str]:
-    return frozenset(stem(w) for w in words(text))
+    """The stems of a passage's words, and of each part of a hyphenated word ("KESTREL-4417"
+    holds "kestrel")."""
+    found: set[str] = set()
+    for word in words(text):
+        found.add(stem(word))
+        if "-" in word:
+            found.update(stem(part) for part in word.split("-") if part)
+    return frozenset(found)
 
 
 def warm_up() -> None:

@@ -37,7 +37,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from answers.answerability import FEATURES, MODEL_FILE, AnswerabilityJudge  # noqa: E402
+from answers.answerability import (  # noqa: E402
+    FEATURES,
+    MODEL_FILE,
+    AnswerabilityJudge,
+    AnswerabilityModel,
+)
 from bench.answerability_calibration import CALIBRATION  # noqa: E402
 from evaluation.answerability import CHAT_TOP_K, ask_scifact, open_scifact  # noqa: E402
 from retrieval.embedder import Embedder  # noqa: E402
@@ -121,6 +126,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", type=Path, help="keep (and reuse) the SciFact deployment")
     parser.add_argument("--max-queries", type=int, help="SciFact training queries to ask")
+    parser.add_argument("--output", type=Path, default=MODEL_FILE, help="the model file")
     args = parser.parse_args()
     started = time.monotonic()
     embedder = Embedder()
@@ -140,7 +146,7 @@ def main() -> int:
     source = np.array(["scifact-train"] * (len(X) - len(ex_X)) + ["example-calibration"]
                       * len(ex_X))
     model = fit(X, y, source)
-    MODEL_FILE.write_text(json.dumps({k: v for k, v in model.items() if k != "calibration"},
+    args.output.write_text(json.dumps({k: v for k, v in model.items() if k != "calibration"},
                                      indent=1) + "\n", encoding="utf-8")
     report = {"benchmark": "bench/fit_answerability.py", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                                 time.gmtime()),
@@ -150,9 +156,7 @@ def main() -> int:
     return 0
 
 
-def _placeholder():  # type: ignore[no-untyped-def]
-    from answers.answerability import AnswerabilityModel
-
+def _placeholder() -> AnswerabilityModel:
     n = len(FEATURES)
     return AnswerabilityModel((0.0,) * n, 0.0, 0.5, (0.0,) * n, (1.0,) * n)
 

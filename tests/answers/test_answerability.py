@@ -87,7 +87,7 @@ def test_the_shipped_model_matches_the_features(tmp_path: Path):
     stale = tmp_path / "model.json"
     data = json.loads(Path("answers/answerability_model.json").read_text())
     stale.write_text(json.dumps({**data, "features": ["chunk_similarity"]}))
-    with pytest.raises(ValueError, match="refit it with bench/fit_answerability.py"):
+    with pytest.raises(ValueError, match=r"refit it with bench/fit_answerability\.py"):
         AnswerabilityModel.load(stale)
 
 

@@ -68,13 +68,13 @@ class AnswerComposer:
         evidence = [h for h in hits if h.similarity >= min_score]
         if not evidence:
             return self._abstain(evidence, "no permitted chunk reaches retrieval.min_score")
-        judgement = (self._judge.decide(question.search_text(), hits, min_score=min_score)
-                     if self._judge is not None else None)
-        if judgement is not None and not judgement.answerable:
-            return self._abstain(evidence, f"answerability {judgement.probability:.3f} below "
-                                 f"the threshold {self._judge.threshold:.3f}"
-                                 if self._judge is not None else "",
-                                 answerability=judgement.probability)
+        judgement = None
+        if self._judge is not None:
+            judgement = self._judge.decide(question.search_text(), hits, min_score=min_score)
+            if not judgement.answerable:
+                return self._abstain(evidence, f"answerability {judgement.probability:.3f} "
+                                     f"below the threshold {self._judge.threshold:.3f}",
+                                     answerability=judgement.probability)
         ranked = [u.candidate for u in judgement.units] if judgement is not None else None
         p = judgement.probability if judgement is not None else None
         if self._llm is None:

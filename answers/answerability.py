@@ -3,7 +3,7 @@
 One embedding similarity tells a topic from another topic, not an answer from a topic: a
 question about telemetry ingest put to someone who may read only the handbook finds the
 handbook's nearest page, which is about something else. So the decision looks at the
-sentences and table rows (answers/passages.py) of the evidence, as a reader would:
+sentences and table rows (retrieval/passages.py) of the evidence, as a reader would:
 
 - how close the best units are to the question (the embedder's cosine, per unit);
 - whether the question's specific words occur there: every content word weighs by how rare it
@@ -34,10 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-from answers.extractive import Candidate, distinct_units
-from answers.passages import Unit, split_units
+from answers.extractive import Candidate, distinct_units, unit_similarities
 from answers.terms import question_terms, stem, text_stems
 from retrieval.embedder import Embedder
+from retrieval.passages import Unit, split_units
 from retrieval.payload import ChunkHit
 
 MODEL_FILE = Path(__file__).with_name("answerability_model.json")
@@ -254,8 +254,7 @@ class AnswerabilityJudge:
         found = distinct_units(hits)
         if not found:
             return []
-        vectors = self._embedder.embed_documents([c.unit.text for c in found])
-        scores = vectors @ self._embedder.embed_query(question)
+        scores = unit_similarities(question, found, hits, embedder=self._embedder)
         order = np.argsort(-scores, kind="stable").tolist()
         return [ScoredUnit(found[k].hit_index, found[k].unit, float(scores[k])) for k in order]
 

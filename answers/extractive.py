@@ -1,6 +1,6 @@
 """Answers from permitted chunks: the most relevant sentences, each with its citation marker.
 
-Sentences and table rows (answers/passages.py) are ranked by embedding similarity to the
+Sentences and table rows (retrieval/passages.py) are ranked by embedding similarity to the
 question and quoted most relevant first; a quoted unit's neighbour from the same chunk follows
 it in reading order. A unit is quoted once however many overlapping chunks hold it, and one
 reference covers every chunk quoted from a document version, with their pages.
@@ -13,12 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from answers.answer import ABSTAIN_ANSWER, SNIPPET_CHARS, Answer, Citation
-from answers.passages import Unit, split_sentences, split_units
 from retrieval.embedder import Embedder
+from retrieval.passages import Unit, split_sentences, split_units
 from retrieval.payload import ChunkHit
+from retrieval.unit_vectors import decode_unit_vectors
 
 __all__ = ["Candidate", "answer_from_ranked", "distinct_units", "extractive_answer", "snippet",
-           "split_sentences"]
+           "split_sentences", "unit_similarities"]
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,7 @@ def extractive_answer(
     candidates = distinct_units(evidence)
     if not candidates:
         return Answer(ABSTAIN_ANSWER, "abstain", [])
-    vectors = embedder.embed_documents([c.unit.text for c in candidates])
-    scores = vectors @ embedder.embed_query(query)
+    scores = unit_similarities(query, candidates, evidence, embedder=embedder)
     ranked = [candidates[k] for k in np.argsort(-scores, kind="stable").tolist()]
     return answer_from_ranked(ranked, evidence, max_sentences=max_sentences)
 
@@ -62,6 +62,29 @@ def answer_from_ranked(ranked: list[Candidate], evidence: list[ChunkHit], *,
     if not ranked:
         return Answer(ABSTAIN_ANSWER, "abstain", [])
     return _cited(answer_order(ranked[:max_sentences]), evidence)
+
+
+def unit_similarities(query: str, candidates: list[Candidate], evidence: list[ChunkHit], *,
+                      embedder: Embedder) -> np.ndarray:
+    """Each candidate's cosine similarity to the query: from the unit embeddings stored with
+    its chunk (retrieval/unit_vectors.py), the units of a chunk without them embedded now."""
+    stored: dict[int, np.ndarray | None] = {}
+    vectors = np.zeros((len(candidates), embedder.dim), dtype=np.float32)
+    missing: list[int] = []
+    for k, c in enumerate(candidates):
+        if c.hit_index not in stored:
+            payload = evidence[c.hit_index].payload
+            stored[c.hit_index] = decode_unit_vectors(
+                payload.unit_vectors, units=len(split_units(payload.text)), dim=embedder.dim)
+        rows = stored[c.hit_index]
+        if rows is None:
+            missing.append(k)
+        else:
+            vectors[k] = rows[c.unit.position]
+    if missing:
+        vectors[missing] = embedder.embed_documents([candidates[k].unit.text for k in missing])
+    scores: np.ndarray = vectors @ embedder.embed_query(query)
+    return scores
 
 
 def distinct_units(evidence: list[ChunkHit]) -> list[Candidate]:

@@ -70,7 +70,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,7 @@ from ingest.sources import SourceFile  # noqa: E402
 from ingest.tagging import chunk_payload, point_id  # noqa: E402
 from retrieval.bm25 import Bm25Encoder  # noqa: E402
 from retrieval.embedder import Embedder  # noqa: E402
+from retrieval.passages import split_units  # noqa: E402
 from retrieval.settings import RetrievalSettings  # noqa: E402
 from retrieval.store import (  # noqa: E402
     Hit,
@@ -102,6 +103,7 @@ from retrieval.store import (  # noqa: E402
     SparseVector,
     StoredChunk,
 )
+from retrieval.unit_vectors import encode_unit_vectors  # noqa: E402
 from retrieval.versions import DocumentEntry, VersionCatalog, VersionInfo, new_version_id  # noqa: E402
 
 SCIFACT = REPO.parent / "shared" / "data" / "scifact"
@@ -226,6 +228,12 @@ class Corpus:
                 title=self.text.titles[self.doc_title[d]],
                 doc_version=hashlib.sha256(f"{self.seed}:{d}".encode()).hexdigest(),
                 ingested_at=now, index_version=version_id)
+            # Stored unit embeddings as ingest writes them (retrieval/unit_vectors.py), made
+            # synthetic like the chunk's own: near the chunk's vector, one per unit.
+            units = len(split_units(text))
+            if units:
+                rows_u = unit(vectors[i] + noise(rng, units))
+                payload = replace(payload, unit_vectors=encode_unit_vectors(rows_u))
             out.append(StoredChunk(point_id(file.doc_id, int(row % CHUNKS_PER_DOC)),
                                    vectors[i].tolist(), payload.to_payload(),
                                    self.bm25.encode_document(text)))

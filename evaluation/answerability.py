@@ -61,6 +61,14 @@ class AnswerabilityScores:
                 f"abstention recall{tag}: {recall:.4f}"]
 
 
+def has_readable_answer(dataset: BeirDataset, query_id: str,
+                        may_read: Callable[[str], bool]) -> bool:
+    """Whether the user may read one of the query's relevant documents: then the question
+    should be answered, otherwise abstained."""
+    return any(r > 0 and d in dataset.corpus and may_read(d)
+               for d, r in dataset.qrels[query_id].items())
+
+
 @dataclass(frozen=True)
 class Asked:
     user: str
@@ -136,9 +144,12 @@ def ask_scifact(deployment: ScifactDeployment, judge: AnswerabilityJudge, *,
     asked: list[Asked] = []
     for user, scope in deployment.scopes.items():
         readable = deployment.readable[user]
+
+        def may_read(doc_id: str, held: frozenset[int] = readable) -> bool:
+            return group_of(doc_id) % GROUPS in held
+
         for query_id, text in list(data.queries.items())[:max_queries]:
-            answerable = any(r > 0 and d in data.corpus and group_of(d) % GROUPS in readable
-                             for d, r in data.qrels[query_id].items())
+            answerable = has_readable_answer(data, query_id, may_read)
             asked.append(ask(deployment.retriever, judge, scope, user, query_id, text,
                              answerable=answerable, min_score=deployment.min_score))
     return asked

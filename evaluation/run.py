@@ -25,7 +25,7 @@ from pathlib import Path
 from statistics import fmean
 
 from answers.answerability import AnswerabilityJudge
-from evaluation.answerability import AnswerabilityScores, ask
+from evaluation.answerability import AnswerabilityScores, ask, has_readable_answer
 from evaluation.beir import BeirDataset
 from evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k
 from retrieval.bm25 import Bm25Encoder
@@ -228,8 +228,8 @@ def _score_answerability(s: AnswerabilityScores, retriever: Retriever,
     """Each query asked as the chat asks it: answered when the user may read one of its relevant
     documents, abstained otherwise."""
     for query_id, text in queries:
-        answerable = any(r > 0 and d in dataset.corpus and group_of(d) % groups in readable
-                         for d, r in dataset.qrels[query_id].items())
+        answerable = has_readable_answer(dataset, query_id,
+                                         lambda d: group_of(d) % groups in readable)
         asked = ask(retriever, judge, scope, user, query_id, text, answerable=answerable,
                     min_score=min_score)
         s.add(answerable, asked.answered)

@@ -44,6 +44,7 @@ from retrieval.embedder import Embedder
 from retrieval.errors import StoreError
 from retrieval.payload import ChunkPayload, stored_doc_id
 from retrieval.store import StoredChunk, VersionWriter
+from retrieval.unit_vectors import UNITS_FORMAT, embed_chunk_units
 from retrieval.versions import DocumentEntry, VersionCatalog, VersionInfo, new_version_id
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,10 @@ class _BatchWriter:
 
     def _embed_and_write(self, batch: list[tuple[str, ChunkPayload]]) -> None:
         vectors = self._embedder.embed_documents([p.text for _, p in batch])
+        # Each chunk's sentences and table rows too, so answering need not embed them.
+        units = embed_chunk_units([p.text for _, p in batch], self._embedder)
+        batch = [(cid, replace(payload, unit_vectors=stored))
+                 for (cid, payload), stored in zip(batch, units, strict=True)]
         self._writer.upsert(
             [
                 StoredChunk(cid, vec.tolist(), payload.to_payload(),
@@ -245,7 +250,8 @@ def _reuse_chunks(
 
 def chunking_fingerprint(settings: IngestSettings, embedder: Embedder) -> str:
     """How documents are cut into chunks: a version built otherwise cannot lend its chunks."""
-    return f"size={settings.chunk_size},overlap={settings.chunk_overlap},tokens={embedder.name}"
+    return (f"size={settings.chunk_size},overlap={settings.chunk_overlap},tokens={embedder.name},"
+            f"units={UNITS_FORMAT}")
 
 
 def _previous_chunks(

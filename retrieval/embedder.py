@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ import numpy as np
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIMENSION = 384
+QUERY_CACHE = 256  # query vectors kept, most recent
 
 
 class Embedder:
@@ -35,6 +37,7 @@ class Embedder:
         self._model: Any = None
         self._counter: Any = None  # tokenizers.Tokenizer: counts only, never pads or truncates
         self._lock = threading.Lock()
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def _load(self) -> Any:
         with self._lock:
@@ -94,5 +97,17 @@ class Embedder:
         return ids
 
     def embed_query(self, text: str) -> np.ndarray:
-        """The query's unit-length vector."""
-        return self.embed_documents([text])[0]
+        """The query's unit-length vector (read-only). The last queries' vectors are kept: a
+        chat embeds its question for the search and again to rank the answer's sentences."""
+        with self._lock:
+            cached = self._queries.get(text)
+            if cached is not None:
+                self._queries.move_to_end(text)
+                return cached
+        vector = self.embed_documents([text])[0]
+        vector.setflags(write=False)
+        with self._lock:
+            self._queries[text] = vector
+            while len(self._queries) > QUERY_CACHE:
+                self._queries.popitem(last=False)
+        return vector

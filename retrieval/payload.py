@@ -19,6 +19,9 @@ JSON object, the same since the first index version, so every version keeps load
     acl                  [str, ...]   ACL tokens (policies/principals.py), never empty
     text                 str
     link_target          str          only for a symbolic link followed within its source
+    unit_vectors         str          the embeddings of the text's sentences and table rows
+                                      (retrieval/unit_vectors.py); absent in versions built
+                                      before them, whose units are embedded when asked
 
 Keys not listed are ignored (none has ever been written). The store filters and payload
 indexes use ACL, DOC_ID and SOURCE.
@@ -47,6 +50,7 @@ _INGESTED_AT = "ingested_at"
 _INDEX_VERSION = "index_version"
 _TEXT = "text"
 _LINK_TARGET = "link_target"
+_UNIT_VECTORS = "unit_vectors"
 
 _REQUIRED = (_CHUNK_ID, _CHUNK_INDEX, DOC_ID, SOURCE, _URI, _TITLE, _PAGE, _SECTION,
              _DOC_VERSION, _SOURCE_MODIFIED_AT, _INGESTED_AT, _INDEX_VERSION, ACL, _TEXT)
@@ -72,6 +76,7 @@ class ChunkPayload:
     acl: tuple[str, ...]  # what the permission filter matches; never empty
     text: str
     link_target: str | None = None  # a link followed within its source: its target's uri
+    unit_vectors: str | None = None  # retrieval/unit_vectors.py's stored form
 
     def __post_init__(self) -> None:
         for name in (_CHUNK_ID, DOC_ID, SOURCE, _URI):
@@ -86,6 +91,8 @@ class ChunkPayload:
         _check(self, _SECTION, self.section is None or _is_str(self.section),
                "a string or null")
         _check(self, _LINK_TARGET, self.link_target is None or _is_str(self.link_target),
+               "a string when present")
+        _check(self, _UNIT_VECTORS, self.unit_vectors is None or _is_str(self.unit_vectors),
                "a string when present")
         _check(self, ACL, isinstance(self.acl, tuple) and bool(self.acl)
                and all(_is_str(t) and t != "" for t in self.acl),
@@ -111,6 +118,8 @@ class ChunkPayload:
         }
         if self.link_target is not None:
             payload[_LINK_TARGET] = self.link_target
+        if self.unit_vectors is not None:
+            payload[_UNIT_VECTORS] = self.unit_vectors
         return payload
 
     @classmethod
@@ -142,6 +151,7 @@ class ChunkPayload:
             acl=tuple(acl),
             text=payload[_TEXT],
             link_target=payload.get(_LINK_TARGET),
+            unit_vectors=payload.get(_UNIT_VECTORS),
         )
 
 

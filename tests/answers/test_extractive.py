@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from answers.answer import citation_fields
 from answers.extractive import extractive_answer
-from answers.passages import split_units
 from retrieval.embedder import Embedder
+from retrieval.passages import split_units
 from retrieval.payload import ChunkHit
 from tests.payloads import chunk_payload
 

@@ -10,10 +10,14 @@ does), loads the model and the parser once, then alternates, R times (default 2)
   timed from the call to its return; chunks/s = chunks embedded / seconds;
 - raw: the same chunk texts (read back from the version just built) through
   `Embedder.embed_documents` in one call, the embedder at its best (it sorts by length and
-  batches by itself); chunks/s = chunks / seconds.
+  batches by itself); chunks/s = chunks / seconds;
+- raw + units: that, plus the chunks' sentences and table rows in one more call: the
+  embedding work a build does since unit embeddings are stored (retrieval/unit_vectors.py).
 
-Prints a table with the median of each and the ratio ingest / raw, and writes
-bench/results/ingest_throughput.json. Acceptance: the ratio is at least 0.80.
+Prints a table with the median of each and the ratios, and writes
+bench/results/ingest_throughput.json. Acceptance: ingest / (raw + units), the pipeline's own
+overhead over the embedding it must do, is at least 0.80; ingest / raw shows what storing unit
+embeddings costs a build.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from ingest.settings import IngestSettings, SourceSettings  # noqa: E402
 from policies.acl_rules import AclRule  # noqa: E402
 from retrieval.edge_store import EdgeBackend  # noqa: E402
 from retrieval.embedder import Embedder  # noqa: E402
+from retrieval.passages import split_units  # noqa: E402
 from retrieval.versions import VersionCatalog  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "ingest_throughput.json"
@@ -83,7 +88,16 @@ def main() -> int:
             rows.append({"round": round_no, "what": "raw embedder", "chunks": len(texts),
                          "seconds": round(seconds, 3),
                          "chunks_per_s": round(len(texts) / seconds, 2)})
-            for row in rows[-2:]:
+            # What a build embeds besides: every chunk's sentences and table rows
+            # (retrieval/unit_vectors.py), the same model's work on shorter texts.
+            units = [u.text for t in texts for u in split_units(t)]
+            started = time.perf_counter()
+            embedder.embed_documents(units)
+            both = seconds + time.perf_counter() - started
+            rows.append({"round": round_no, "what": "raw + units", "chunks": len(texts),
+                         "units": len(units), "seconds": round(both, 3),
+                         "chunks_per_s": round(len(texts) / both, 2)})
+            for row in rows[-3:]:
                 print(f"  round {row['round']}: {row['what']:<13} {row['chunks']:>6} chunks "
                       f"in {row['seconds']:>7.2f} s = {row['chunks_per_s']:>6.2f} chunks/s",
                       flush=True)
@@ -94,13 +108,18 @@ def main() -> int:
                                if r["what"] == "ingest")
     raw = statistics.median(float(r["chunks_per_s"]) for r in rows  # type: ignore[arg-type]
                             if r["what"] == "raw embedder")
-    ratio = ingest / raw
+    both = statistics.median(float(r["chunks_per_s"]) for r in rows  # type: ignore[arg-type]
+                             if r["what"] == "raw + units")
+    # The pipeline's own overhead: against the raw embedder doing the same embedding work.
+    ratio = ingest / both
     print()
     print("| what | median chunks/s |")
     print("|---|---:|")
     print(f"| ingest (end to end) | {ingest:.2f} |")
-    print(f"| raw embedder | {raw:.2f} |")
-    print(f"| ingest / raw | {ratio:.2f} (target >= {TARGET:.2f}: "
+    print(f"| raw embedder, chunks only | {raw:.2f} |")
+    print(f"| raw embedder, chunks and their units | {both:.2f} |")
+    print(f"| ingest / raw chunks only | {ingest / raw:.2f} (what unit embeddings cost) |")
+    print(f"| ingest / raw chunks and units | {ratio:.2f} (target >= {TARGET:.2f}: "
           f"{'PASS' if ratio >= TARGET else 'FAIL'}) |")
     result = {
         "benchmark": "ingest_throughput",
@@ -111,6 +130,8 @@ def main() -> int:
         "rounds": rows,
         "median_ingest_chunks_per_s": round(ingest, 2),
         "median_raw_chunks_per_s": round(raw, 2),
+        "median_raw_with_units_chunks_per_s": round(both, 2),
+        "ratio_to_raw_chunks_only": round(ingest / raw, 3),
         "ratio": round(ratio, 3),
         "acceptance": {"ratio_at_least_0.80": ratio >= TARGET},
     }

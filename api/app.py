@@ -20,6 +20,7 @@ from api.routes import (
     admin,
     chat,
     completions,
+    feedback,
     health,
     operations,
     pause,
@@ -32,7 +33,8 @@ from application.settings import Settings
 
 log = logging.getLogger(__name__)
 # Every route of the API, by module.
-ROUTERS = (search, chat, completions, health, admin, policy, access, operations, pause, scim)
+ROUTERS = (search, chat, completions, feedback, health, admin, policy, access, operations, pause,
+           scim)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:

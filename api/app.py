@@ -25,6 +25,7 @@ from api.routes import (
     operations,
     pause,
     policy,
+    reports,
     scim,
     search,
 )
@@ -34,7 +35,7 @@ from application.settings import Settings
 log = logging.getLogger(__name__)
 # Every route of the API, by module.
 ROUTERS = (search, chat, completions, feedback, health, admin, policy, access, operations, pause,
-           scim)
+           reports, scim)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:

@@ -15,7 +15,7 @@ from typing import Any
 
 from application.settings import Settings
 from application.source_facts import source_facts
-from control.audit import AuditStore
+from control.audit import AuditLog, AuditStore
 from control.postgres import redacted
 from policies.enforcer import PolicyEngine
 from retrieval.versions import VersionCatalog
@@ -117,5 +117,7 @@ def make_record(*, settings: Settings, policy: PolicyEngine, catalog: VersionCat
                       "custom": [c.name for c in redaction.custom],
                       "applies_to": "everything sent to the LLM, queries and comments "
                                     "written to the audit log"},
-        "audit": {"log": audit.describe(), "key": str(settings.audit_key)},
+        "audit": {"log": _shown(Path(audit.describe()), settings) if isinstance(
+                      audit, AuditLog) else audit.describe(),
+                  "key": _shown(settings.audit_key, settings)},
     }

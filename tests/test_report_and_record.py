@@ -184,7 +184,7 @@ def test_the_record_lists_every_source_owner_admin_and_outbound_endpoint(seeded:
     markdown = _cli(capsys, "record", "--config", seeded.config)
     for s in example["sources"]:
         assert f"| {s['name']} | " in markdown and f" | {s['owner']} | " in markdown
-    assert "p, role:admin, *, *" in markdown and str(seeded.settings.audit_log) in markdown
+    assert "p, role:admin, *, *" in markdown and "Log: data/audit/audit.jsonl;" in markdown
 
 
 def test_the_record_names_the_llm_and_identity_provider_when_configured(seeded: Seeded,

@@ -91,7 +91,7 @@ def test_anyone_else_gets_what_an_unknown_id_gets(world, caller, rated):
 
 def test_bad_input_is_refused_before_anything_is_read(world):
     service, store, audit = world
-    with pytest.raises(Invalid, match="up.*down"):
+    with pytest.raises(Invalid, match=r"up.*down"):
         service.rate("user:alice", ALICE_ID, "meh", None, request_id="r")
     with pytest.raises(Invalid, match=str(MAX_COMMENT_CHARS)):
         service.rate("user:alice", ALICE_ID, "up", "x" * (MAX_COMMENT_CHARS + 1), request_id="r")

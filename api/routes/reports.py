@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 
 from api.deps import ServicesDep, require
 from api.openapi import ADMIN, errors
+from application.errors import Invalid
 from application.record import make_record
 from application.report import make_report
 from retrieval.scope import Scope
@@ -21,12 +22,17 @@ CanReadAudit = Annotated[Scope, Depends(require("audit", "read"))]
 
 @router.get("/report", responses=errors(422, 503))
 def report(scope: CanReadAudit, services: ServicesDep,
-           since: Annotated[date | None, Query(description="From this UTC day on "
-                                                           "(YYYY-MM-DD); default: all")] = None
+           since: Annotated[str | None, Query(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+                                              description="From this UTC day on "
+                                                          "(YYYY-MM-DD); default: all")] = None
            ) -> dict[str, Any]:
+    try:
+        day = date.fromisoformat(since) if since is not None else None
+    except ValueError:
+        raise Invalid(f"since: {since!r} is not a day of the calendar (YYYY-MM-DD)") from None
     return make_report(audit=services.audit, feedback=services.feedback.store,
                        catalog=services.catalog, sources=services.settings.sources,
-                       settings=services.settings.report, since=since)
+                       settings=services.settings.report, since=day)
 
 
 @router.get("/record", responses=errors(503))

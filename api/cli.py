@@ -8,10 +8,10 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from api.cli_reports import day, record_command, report_command
 from application.admin import Actor
 from application.errors import AdminError, Conflict, NotFound
 from application.settings import Settings, config_path_from, load_settings
@@ -427,46 +427,6 @@ def _audit_anchor(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _report(args: argparse.Namespace, settings: Settings) -> int:
-    from application.report import make_report
-    from application.report_text import render_report
-    from application.services import open_audit, open_catalog, open_feedback
-
-    report = make_report(audit=open_audit(settings), feedback=open_feedback(settings),
-                         catalog=open_catalog(settings), sources=settings.sources,
-                         settings=settings.report, since=args.since)
-    if args.plot:
-        from application.report_chart import usage_chart
-
-        try:
-            Path(args.plot).write_bytes(usage_chart(report["usage"]["days"]))
-        except OSError as exc:
-            raise ValueError(f"cannot write the chart to {args.plot}: {exc.strerror or exc}"
-                             ) from None
-    print(json.dumps(report, indent=2) if args.json else render_report(report).rstrip("\n"))
-    if args.plot:
-        print(f"chart of daily usage and abstention written to {args.plot}", file=sys.stderr)
-    return 0
-
-
-def _record(args: argparse.Namespace, settings: Settings) -> int:
-    from application.record import make_record
-    from application.record_text import render_record
-    from application.services import open_audit, open_catalog, open_policy
-
-    record = make_record(settings=settings, policy=open_policy(settings),
-                         catalog=open_catalog(settings), audit=open_audit(settings))
-    print(json.dumps(record, indent=2) if args.json else render_record(record).rstrip("\n"))
-    return 0
-
-
-def _day(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a day: write YYYY-MM-DD") from None
-
-
 def _database(settings: Settings) -> Database:
     from control.postgres import Database
 
@@ -663,16 +623,16 @@ def build_parser() -> argparse.ArgumentParser:
     add("anchor", _audit_anchor, "print (or --out FILE) a signed checkpoint of the log's "
         "head, to keep elsewhere", audit).add_argument("--out", default=None, metavar="FILE")
 
-    report = add("report", _report, "usage by tenant, source and day, answer modes and "
+    report = add("report", report_command, "usage by tenant, source and day, answer modes and "
                  "abstentions, content gaps, down-rated answers, unusual access and stale "
                  "sources, from the audit log")
-    report.add_argument("--since", type=_day, default=None, metavar="DATE",
+    report.add_argument("--since", type=day, default=None, metavar="DATE",
                         help="from this UTC day on (YYYY-MM-DD); default: the whole log")
     report.add_argument("--json", action="store_true", help="JSON instead of Markdown")
     report.add_argument("--plot", default=None, metavar="FILE",
                         help="also write a PNG chart of daily usage and abstention")
-    add("record", _record, "the integration record: sources and owners, who holds each admin "
-        "action, what leaves the boundary, where the audit log is, who may pause"
+    add("record", record_command, "the integration record: sources and owners, who holds "
+        "each admin action, what leaves the boundary, where the audit log is, who may pause"
         ).add_argument("--json", action="store_true", help="JSON instead of Markdown")
 
     db = sub.add_parser("db", help="the PostgreSQL control plane (database_url)").add_subparsers(

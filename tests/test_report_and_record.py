@@ -233,3 +233,15 @@ def test_the_routes_give_what_the_cli_gives_to_admins_only(seeded: Seeded, capsy
     assert "may not read audit" in refused[0].json()["error"]
     assert [r.status_code for r in bad_days] == [422, 422]
     assert all("since" in r.json()["error"] for r in bad_days)
+
+
+def test_the_readme_shows_the_record_as_it_is(seeded: Seeded, capsys):
+    readme = (REPO / "README.md").read_text("utf-8")
+    markdown = _cli(capsys, "record", "--config", seeded.config)
+    for section in ("## Admin actions", "## What leaves the boundary", "## Who may pause"):
+        body = markdown.split(section)[1].split("\n## ")[0]
+        assert section + body in readme, f"README's record is behind at {section}"
+    record = json.loads(_cli(capsys, "record", "--json", "--config", seeded.config))
+    for s in record["sources"]:
+        assert (f"| {s['name']} | examples/{s['path']} | {s['owner']} | {s['tenant']} | "
+                f"{s['documents']} | ") in readme

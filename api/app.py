@@ -20,10 +20,12 @@ from api.routes import (
     admin,
     chat,
     completions,
+    feedback,
     health,
     operations,
     pause,
     policy,
+    reports,
     scim,
     search,
 )
@@ -32,7 +34,8 @@ from application.settings import Settings
 
 log = logging.getLogger(__name__)
 # Every route of the API, by module.
-ROUTERS = (search, chat, completions, health, admin, policy, access, operations, pause, scim)
+ROUTERS = (search, chat, completions, feedback, health, admin, policy, access, operations, pause,
+           reports, scim)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:

@@ -1,4 +1,5 @@
-"""The `clearance` command: ingest, serve, keys, index versions and rollback, audit verify, db."""
+"""The `clearance` command: ingest, serve, keys, index versions and rollback, audit verify, db,
+report and record."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from api.cli_reports import day, record_command, report_command
 from application.admin import Actor
 from application.errors import AdminError, Conflict, NotFound
 from application.settings import Settings, config_path_from, load_settings
@@ -620,6 +622,18 @@ def build_parser() -> argparse.ArgumentParser:
                              "that record, however much it has grown since")
     add("anchor", _audit_anchor, "print (or --out FILE) a signed checkpoint of the log's "
         "head, to keep elsewhere", audit).add_argument("--out", default=None, metavar="FILE")
+
+    report = add("report", report_command, "usage by tenant, source and day, answer modes and "
+                 "abstentions, content gaps, down-rated answers, unusual access and stale "
+                 "sources, from the audit log")
+    report.add_argument("--since", type=day, default=None, metavar="DATE",
+                        help="from this UTC day on (YYYY-MM-DD); default: the whole log")
+    report.add_argument("--json", action="store_true", help="JSON instead of Markdown")
+    report.add_argument("--plot", default=None, metavar="FILE",
+                        help="also write a PNG chart of daily usage and abstention")
+    add("record", record_command, "the integration record: sources and owners, who holds "
+        "each admin action, what leaves the boundary, where the audit log is, who may pause"
+        ).add_argument("--json", action="store_true", help="JSON instead of Markdown")
 
     db = sub.add_parser("db", help="the PostgreSQL control plane (database_url)").add_subparsers(
         dest="db_command", required=True)

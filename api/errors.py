@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.deps import get_request_id
 from application.errors import AdminError, Invalid
 from application.provisioning import SCIM_ERROR, SCIM_MEDIA_TYPE, SCIM_PREFIX, ScimFailure
-from control.errors import StateUnreadable
+from control.errors import AuditReadError, StateUnreadable, StateWriteError
 from control.keys import KeyStoreError
 from retrieval.errors import AuditWriteError, NoIndexError, StoreError
 
@@ -121,6 +121,17 @@ def install_error_handlers(app: FastAPI) -> None:
     async def state_unreadable(request: Request, exc: StateUnreadable) -> JSONResponse:
         log.error("%s", exc)
         return _error(request, 503, f"the service's state cannot be read: {exc}")
+
+    @app.exception_handler(AuditReadError)
+    async def audit_unreadable(request: Request, exc: AuditReadError) -> JSONResponse:
+        log.error("%s", exc)
+        return _error(request, 503, "the audit log cannot be read now; try again later")
+
+    @app.exception_handler(StateWriteError)
+    async def state_unwritable(request: Request, exc: StateWriteError) -> JSONResponse:
+        log.error("%s", exc)
+        return _error(request, 503, "the change could not be saved; nothing changed, try "
+                      "again later")
 
     @app.exception_handler(NoIndexError)
     async def no_index(request: Request, exc: NoIndexError) -> JSONResponse:

@@ -21,12 +21,14 @@ from application.admin import AdminActions
 from application.answering import RetrievalService
 from application.build_jobs import JobRunner
 from application.config_watch import ConfigRules
+from application.feedback import FeedbackService
 from application.provisioning import Provisioning
 from application.settings import Settings
 from control.acl_overrides import AclOverrides
 from control.audit import AuditLog, AuditStore
 from control.backend import PgStateBackend
 from control.directory import Directory
+from control.feedback import FeedbackStore, FileFeedback, PgFeedback
 from control.jobs import JobRecords, JobStore, PgJobStore
 from control.keys import KeyStore
 from control.pause import PauseSwitch
@@ -134,6 +136,13 @@ def open_audit(settings: Settings) -> AuditStore:
     if settings.database_url:
         return PgAuditLog(open_database(settings), settings.audit_key)
     return AuditLog(settings.audit_log, settings.audit_key)
+
+
+def open_feedback(settings: Settings) -> FeedbackStore:
+    """Ratings of answers (`POST /v1/feedback`): data_dir/feedback.json, or the database."""
+    if settings.database_url:
+        return PgFeedback(open_database(settings))
+    return FileFeedback(settings.data_dir / "feedback.json")
 
 
 def open_job_store(settings: Settings) -> JobRecords:
@@ -244,6 +253,7 @@ class Services:
     oidc: OidcVerifier
     directory: Directory
     provisioning: Provisioning
+    feedback: FeedbackService
 
     def audit_problem(self) -> Unwritable | None:
         """Why an audit record could not be written now, or None (for /healthz, and before a
@@ -318,4 +328,5 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         directory=directory,
         provisioning=Provisioning(provisioned, directory, audit, settings.scim,
                                   lambda: policy.version),
+        feedback=FeedbackService(open_feedback(settings), audit, redactor),
     )

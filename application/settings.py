@@ -95,6 +95,23 @@ class ScimSettings(BaseModel):
         return self
 
 
+class ReportSettings(BaseModel):
+    """`[report]`: the thresholds of `clearance report` (application/report.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # A source whose newest file changed longer ago than this is listed as stale.
+    stale_after_days: int = Field(default=180, ge=1)
+    # A caller's refusals on the last day are a rise when at least rise_min and more than
+    # rise_factor times their daily median over the history_days before it.
+    rise_factor: float = Field(default=3.0, gt=0)
+    rise_min: int = Field(default=5, ge=1)
+    history_days: int = Field(default=28, ge=1, le=366)
+    # A question abstained is shown in words only when this many different callers asked it.
+    gap_min_askers: int = Field(default=2, ge=1)
+    top: int = Field(default=10, ge=1, le=1000)  # rows in each ranked list
+
+
 class Settings(BaseSettings):
     """Everything the service reads, with paths already resolved."""
 
@@ -125,6 +142,7 @@ class Settings(BaseSettings):
     oidc: OidcSettings = OidcSettings()
     frontends: list[FrontendSettings] = Field(default_factory=list)
     scim: ScimSettings = ScimSettings()
+    report: ReportSettings = ReportSettings()
 
     @classmethod
     def settings_customise_sources(

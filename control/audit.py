@@ -197,6 +197,14 @@ class AuditStore(Protocol):
 
     def describe(self) -> str: ...
 
+    def records(self) -> Iterable[dict[str, Any]]:
+        """Every committed record, oldest first (reports)."""
+        ...
+
+    def request_records(self, request_id: str) -> list[dict[str, Any]]:
+        """The committed records of one request id, oldest first (feedback checks who asked)."""
+        ...
+
 
 class AuditLog:
     """An append-only audit log safe to share between threads and between processes."""
@@ -235,6 +243,16 @@ class AuditLog:
 
     def describe(self) -> str:
         return str(self.path)
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        from control.audit_read import committed_records
+
+        return committed_records(self.path)
+
+    def request_records(self, request_id: str) -> list[dict[str, Any]]:
+        from control.audit_read import request_records
+
+        return request_records(self.path, request_id)
 
     def _append_locked(self, record: dict[str, Any]) -> dict[str, Any]:
         self.path.parent.mkdir(parents=True, exist_ok=True)

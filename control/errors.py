@@ -3,7 +3,8 @@
 ControlError
 ├── StateUnreadable   a state file exists but cannot be read; what it guards fails closed
 ├── StateWriteError   a change could not be written, so nothing changed
-└── AuditWriteError   an audit record could not be written; the request must fail
+├── AuditWriteError   an audit record could not be written; the request must fail
+└── AuditReadError    the audit log cannot be read back (reports, feedback checks)
 """
 
 from __future__ import annotations
@@ -40,3 +41,7 @@ def is_full(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__
     return False
+
+
+class AuditReadError(ControlError):
+    """The audit log cannot be read back; what needs it (a report, a rating) is refused."""

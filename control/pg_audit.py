@@ -35,7 +35,7 @@ from control.audit import (
     record_hash,
     record_mac,
 )
-from control.errors import AuditWriteError
+from control.errors import AuditReadError, AuditWriteError
 from control.postgres import Database
 
 
@@ -124,10 +124,26 @@ class PgAuditLog:
                             anchor=(anchor_info, anchor))
 
     def records(self) -> list[dict[str, Any]]:
-        """Every record, oldest first (for reports and tests)."""
-        with self.db.connection("audit") as conn:
-            return [json.loads(line) for (line,) in
-                    conn.execute("SELECT line FROM audit_records ORDER BY seq")]
+        """Every record, oldest first (reports and tests), read in one snapshot."""
+        try:
+            with self.db.connection("audit") as conn:
+                lines = conn.execute("SELECT line FROM audit_records ORDER BY seq").fetchall()
+        except psycopg.Error as exc:
+            raise AuditReadError(f"audit log ({self.describe()}) cannot be read: {exc}"
+                                 ) from exc
+        return [json.loads(line) for (line,) in lines]
+
+    def request_records(self, request_id: str) -> list[dict[str, Any]]:
+        """The records of one request id, oldest first, through the index of migration 2."""
+        try:
+            with self.db.connection("audit") as conn:
+                rows = conn.execute(
+                    "SELECT line FROM audit_records WHERE (line::jsonb) ->> 'request_id' = %s "
+                    "ORDER BY seq", (request_id,)).fetchall()
+        except psycopg.Error as exc:
+            raise AuditReadError(f"audit log ({self.describe()}) cannot be read: {exc}"
+                                 ) from exc
+        return [json.loads(line) for (line,) in rows]
 
 
 def _lines(cursor: psycopg.Cursor[Any]) -> Iterator[bytes]:

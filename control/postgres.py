@@ -7,7 +7,9 @@ in one database, so several `clearance serve` replicas over one index share it:
   its JSON value and a version that every change increments (control/pg_state.py);
 - `audit_records` and `audit_head`: the audit chain, one row per record, appended under the
   head row's lock so that replicas never fork it (control/pg_audit.py);
-- `jobs`: re-index job records (control/jobs.py).
+- `jobs`: re-index job records (control/jobs.py);
+- `feedback`: ratings of answers (control/feedback.py), and an index of the audit records by
+  request id, which a rating is checked against (migration 2).
 
 The schema is versioned: MIGRATIONS below, applied in order by `clearance db migrate` (each in
 its own transaction, under an advisory lock so two migrators cannot interleave) and recorded in
@@ -58,6 +60,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             record jsonb NOT NULL,
             updated_at timestamptz NOT NULL DEFAULT now()
         );
+    """),
+    Migration(2, "ratings of answers; audit records by request id", """
+        CREATE TABLE feedback (
+            request_id text PRIMARY KEY,
+            caller text NOT NULL,
+            rating text NOT NULL CHECK (rating IN ('up', 'down')),
+            comment text,
+            rated_at timestamptz NOT NULL,
+            ratings int NOT NULL DEFAULT 1 CHECK (ratings > 0)
+        );
+        CREATE INDEX feedback_rated_at ON feedback (rated_at);
+        CREATE INDEX audit_records_request_id ON audit_records (((line::jsonb) ->> 'request_id'));
     """),
 )
 LATEST = MIGRATIONS[-1].version

@@ -52,13 +52,13 @@ def test_every_route_declares_exactly_one_permission(tmp_path: Path):
     assert not missing, f"routes that declare no permission: {missing}"
     several = {name: perms for name, perms in declared.items() if len(set(perms)) > 1}
     assert not several, f"routes with more than one permission: {several}"
-    # Only health is public; only search, chat and the OpenAI-compatible routes run on the
-    # caller's own access.
+    # Only health is public; only search, chat, the OpenAI-compatible routes and feedback run
+    # on the caller's own access.
     assert sorted(n for n, p in declared.items() if p[0] == PUBLIC) == [
         "['GET'] /.well-known/oauth-protected-resource/mcp", "['GET'] /healthz"]
     assert sorted(n for n, p in declared.items() if p[0] == CALLER) == [
         "['GET'] /v1/models", "['POST'] /v1/chat", "['POST'] /v1/chat/completions",
-        "['POST'] /v1/search"]
+        "['POST'] /v1/feedback", "['POST'] /v1/search"]
     scim = [n for n in declared if "/scim/v2/" in n]
     assert len(scim) == 20 and all(declared[n] == [PROVISIONING] for n in scim)
     admin = [n for n in declared if "/v1/admin/" in n]

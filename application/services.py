@@ -21,6 +21,7 @@ from application.admin import AdminActions
 from application.answering import RetrievalService
 from application.build_jobs import JobRunner
 from application.config_watch import ConfigRules
+from application.index_facts import IndexFactsReader
 from application.provisioning import Provisioning
 from application.settings import Settings
 from control.acl_overrides import AclOverrides
@@ -244,6 +245,8 @@ class Services:
     oidc: OidcVerifier
     directory: Directory
     provisioning: Provisioning
+    index_facts: IndexFactsReader
+    llm: LlmClient | None = None
 
     def audit_problem(self) -> Unwritable | None:
         """Why an audit record could not be written now, or None (for /healthz, and before a
@@ -318,4 +321,6 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         directory=directory,
         provisioning=Provisioning(provisioned, directory, audit, settings.scim,
                                   lambda: policy.version),
+        index_facts=IndexFactsReader(catalog),
+        llm=llm,
     )

@@ -109,9 +109,10 @@ class LlmClient:
         return True
 
     def problem(self) -> str | None:
-        """Why the endpoint cannot be reached now, or None (for /readyz): any HTTP answer to
-        GET <base_url>/models counts as reachable, since costing no tokens matters more here
-        than what it lists. Names neither the address nor the key."""
+        """Why the endpoint cannot be reached now, or None (for /readyz): an HTTP answer to
+        GET <base_url>/models counts as reachable (costing no tokens matters more here than
+        what it lists; not every server lists models), unless it is a gateway's 502, 503 or
+        504. Names neither the address nor the key."""
         import httpx
 
         url = str(self.settings.base_url).rstrip("/") + "/models"
@@ -120,7 +121,7 @@ class LlmClient:
                                  headers={"Authorization": f"Bearer {self.settings.key()}"})
         except httpx.HTTPError as exc:
             return f"the LLM endpoint cannot be reached ({type(exc).__name__})"
-        if response.status_code >= 500:
+        if response.status_code in (502, 503, 504):
             return f"the LLM endpoint answers {response.status_code}"
         return None
 

@@ -10,6 +10,9 @@ import httpx
 
 from retrieval.embedder import Embedder
 from tests.conftest import Deployment, serve_example
+from tests.fakes.openai_server import fake_llm
+from tests.llm_world import serve_world
+from tests.processes import free_port
 
 
 def test_readyz_is_200_with_its_checks_when_ready(deployment: Deployment):
@@ -38,3 +41,18 @@ def test_readyz_is_503_naming_an_unwritable_audit_log(tmp_path: Path, embedder: 
         assert str(tmp_path) not in response.text  # no path shown to anyone
         assert body["checks"]["index"]["ok"] and body["checks"]["policy"]["ok"]
         assert httpx.get(deployed.url + "/healthz", timeout=30).status_code == 503
+
+
+def test_readyz_checks_the_llm_when_one_is_configured(tmp_path: Path, embedder: Embedder):
+    with fake_llm() as llm, serve_world(tmp_path / "up", embedder, llm_url=llm.url) as deployed:
+        up = httpx.get(deployed.url + "/readyz", timeout=30)
+        assert up.status_code == 200, up.text
+        assert up.json()["checks"]["llm"] == {"ok": True, "detail": "the endpoint answers"}
+    port = free_port()  # nothing listens there
+    with serve_world(tmp_path / "down", embedder, llm_url=f"http://127.0.0.1:{port}/v1",
+                     timeout_s=2.0) as deployed:
+        down = httpx.get(deployed.url + "/readyz", timeout=30)
+        assert down.status_code == 503, down.text
+        assert down.json()["not_ready"] == ["llm"]
+        assert "cannot be reached" in down.json()["checks"]["llm"]["detail"]
+        assert str(port) not in down.text  # the address is not shown

@@ -10,7 +10,7 @@ import hmac
 
 from fastapi import APIRouter, Header, HTTPException, Response
 
-from api.deps import ServicesDep
+from api.deps import Public, ServicesDep
 from application.index_facts import AGE_BANDS
 from observability import metrics
 from retrieval.errors import StoreError
@@ -18,7 +18,7 @@ from retrieval.errors import StoreError
 router = APIRouter()
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get("/metrics", include_in_schema=False, dependencies=[Public])
 def scrape(services: ServicesDep, authorization: str | None = Header(default=None)
            ) -> Response:
     token = services.settings.metrics.token

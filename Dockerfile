@@ -11,7 +11,13 @@ COPY requirements.lock ./
 RUN pip install --no-cache-dir --no-deps \
         --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.lock
 COPY pyproject.toml README.md ./
+COPY answers ./answers
 COPY api ./api
+COPY application ./application
+COPY control ./control
+COPY evaluation ./evaluation
+COPY identity ./identity
+COPY observability ./observability
 COPY ingest ./ingest
 COPY retrieval ./retrieval
 COPY policies ./policies

@@ -16,9 +16,12 @@ import time
 from dataclasses import dataclass
 
 from answers.settings import LlmSettings
+from observability import metrics
 
 log = logging.getLogger(__name__)
 
+# /readyz waits at most this long for the endpoint to answer.
+PROBE_S = 2.0
 # The warm-up request waits at most this long (or timeout_s if shorter): start-up must not hang
 # on a model that does not answer.
 WARM_UP_S = 10.0
@@ -65,17 +68,24 @@ class LlmClient:
     def complete(self, messages: list[LlmMessage]) -> LlmReply:
         """The model's answer, within `timeout_s` of this call (time queued for a worker
         included); LlmError otherwise."""
+        started = time.monotonic()
         future = self._pool.submit(self._chat, messages)
         try:
-            return future.result(timeout=self.settings.timeout_s)
+            reply = future.result(timeout=self.settings.timeout_s)
         except concurrent.futures.TimeoutError:
             future.cancel()
+            metrics.record_llm("timeout", time.monotonic() - started)
             raise LlmError(f"no answer from {self.model} within {self.settings.timeout_s:g} s"
                            ) from None
         except LlmError:
+            metrics.record_llm("error", time.monotonic() - started)
             raise
         except Exception as exc:  # the client raises many types: all mean "no answer"
+            metrics.record_llm("error", time.monotonic() - started)
             raise LlmError(f"{self.model} failed: {type(exc).__name__}: {exc}"[:500]) from exc
+        metrics.record_llm("ok", time.monotonic() - started, reply.prompt_tokens,
+                           reply.completion_tokens)
+        return reply
 
     def warm_up(self) -> bool:
         """Send one tiny request ("Reply with OK."), so that the client's lazily imported
@@ -97,6 +107,23 @@ class LlmClient:
             return False
         log.info("LLM %s warmed up in %.2f s", self.model, time.monotonic() - started)
         return True
+
+    def problem(self) -> str | None:
+        """Why the endpoint cannot be reached now, or None (for /readyz): an HTTP answer to
+        GET <base_url>/models counts as reachable (costing no tokens matters more here than
+        what it lists; not every server lists models), unless it is a gateway's 502, 503 or
+        504. Names neither the address nor the key."""
+        import httpx
+
+        url = str(self.settings.base_url).rstrip("/") + "/models"
+        try:
+            response = httpx.get(url, timeout=min(self.settings.timeout_s, PROBE_S),
+                                 headers={"Authorization": f"Bearer {self.settings.key()}"})
+        except httpx.HTTPError as exc:
+            return f"the LLM endpoint cannot be reached ({type(exc).__name__})"
+        if response.status_code in (502, 503, 504):
+            return f"the LLM endpoint answers {response.status_code}"
+        return None
 
     def _ping(self) -> None:
         from llama_index.core.llms import ChatMessage

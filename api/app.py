@@ -14,6 +14,7 @@ from api.errors import install_error_handlers
 from api.http_limits import install_limits
 from api.mcp_server import install_mcp
 from api.openapi import document
+from api.request_metrics import RequestMetrics
 from api.request_records import RequestRecords
 from api.routes import (
     access,
@@ -22,6 +23,7 @@ from api.routes import (
     completions,
     feedback,
     health,
+    metrics,
     operations,
     pause,
     policy,
@@ -31,15 +33,18 @@ from api.routes import (
 )
 from application.services import Services, build_services
 from application.settings import Settings
+from observability import metrics as recorded
 
 log = logging.getLogger(__name__)
 # Every route of the API, by module.
-ROUTERS = (search, chat, completions, feedback, health, admin, policy, access, operations, pause,
-           reports, scim)
+ROUTERS = (search, chat, completions, feedback, health, metrics, admin, policy, access,
+           operations, pause, reports, scim)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     """The API over the given settings; tests may pass prebuilt services."""
+    if settings.metrics.enabled:
+        recorded.start(settings.metrics_dir)
     services = services or build_services(settings)
 
     @asynccontextmanager
@@ -88,6 +93,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     install_limits(app, settings.server, services)
     # Added last, so it runs first: a request refused by the limits is recorded too.
     app.add_middleware(RequestRecords, audit=services.audit)
+    if settings.metrics.enabled:
+        # Outermost: every request is timed, those the limits refuse included.
+        app.add_middleware(RequestMetrics)
 
     for module in ROUTERS:
         app.include_router(module.router)

@@ -19,6 +19,7 @@ from control.errors import ControlError
 from evaluation.beir import DatasetError
 from ingest.errors import IngestError
 from ingest.sources import printable
+from observability.metrics import MetricsError
 from policies.enforcer import PolicyError
 from retrieval.errors import RetrievalError
 
@@ -652,7 +653,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if getattr(args, "needs_config", True) else None)
         return int(args.func(args, settings))
     except (AdminError, IngestError, PolicyError, RetrievalError, ControlError, DatasetError,
-            ValueError) as exc:
+            MetricsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

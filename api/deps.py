@@ -158,7 +158,7 @@ def actor(scope: Scope, request_id: str) -> Actor:
 
 # Every route declares what it needs, through exactly one of these dependencies; a test walks
 # the app's routes and fails on any that declares nothing (tests/api/test_route_permissions.py).
-PUBLIC = ("public", "")  # no key needed: health only
+PUBLIC = ("public", "")  # no API key: health, readiness, and /metrics (its own token)
 CALLER = ("documents", "read")  # any caller with a key; results filtered by their own access
 PROVISIONING = ("scim", "provision")  # the identity provider's provisioning key: /scim/v2 only
 

@@ -12,11 +12,13 @@ import secrets
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from control.jobs import FINAL_STATES, Job, JobRecords, now
 from ingest.jobs import BuildRunning, build_is_running
+from observability import metrics
 
 
 class JobRunner:
@@ -46,13 +48,17 @@ class JobRunner:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self._active = (job, process)
+        metrics.record_job_started(source)
         threading.Thread(target=self._watch, args=(job.id, process), daemon=True).start()
         return job
 
     def _watch(self, job_id: str, process: subprocess.Popen[bytes]) -> None:
+        started = time.monotonic()
         code = process.wait()
         job = self.store.load(job_id)
         if job is not None and job.state not in FINAL_STATES:
             job.state, job.finished_at = "failed", now()
             job.error = f"the build process exited with status {code} before finishing"
             self.store.save(job)
+        metrics.record_job_ended(job.state if job is not None else "unknown",
+                                 time.monotonic() - started)

@@ -22,6 +22,7 @@ from application.answering import RetrievalService
 from application.build_jobs import JobRunner
 from application.config_watch import ConfigRules
 from application.feedback import FeedbackService
+from application.index_facts import IndexFactsReader
 from application.provisioning import Provisioning
 from application.settings import Settings
 from control.acl_overrides import AclOverrides
@@ -254,6 +255,8 @@ class Services:
     directory: Directory
     provisioning: Provisioning
     feedback: FeedbackService
+    index_facts: IndexFactsReader
+    llm: LlmClient | None = None
 
     def audit_problem(self) -> Unwritable | None:
         """Why an audit record could not be written now, or None (for /healthz, and before a
@@ -329,4 +332,6 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         provisioning=Provisioning(provisioned, directory, audit, settings.scim,
                                   lambda: policy.version),
         feedback=FeedbackService(open_feedback(settings), audit, redactor),
+        index_facts=IndexFactsReader(catalog),
+        llm=llm,
     )

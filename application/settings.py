@@ -112,6 +112,30 @@ class ReportSettings(BaseModel):
     top: int = Field(default=10, ge=1, le=1000)  # rows in each ranked list
 
 
+class MetricsSettings(BaseModel):
+    """`[metrics]`: GET /metrics in the Prometheus text format, off by default.
+
+    On only with a `token` (at least 32 characters), which a scraper sends as
+    `Authorization: Bearer <token>`; API keys do not open it. Every process of a deployment
+    records into `data_dir/metrics` (observability/metrics.py), so any of them serves the sum.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _long_token(self) -> MetricsSettings:
+        if self.token is not None and len(self.token.get_secret_value()) < 32:
+            raise ValueError("token must be at least 32 characters (e.g. `openssl rand -hex "
+                             "32`)")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.token is not None
+
+
 class Settings(BaseSettings):
     """Everything the service reads, with paths already resolved."""
 
@@ -143,6 +167,7 @@ class Settings(BaseSettings):
     frontends: list[FrontendSettings] = Field(default_factory=list)
     scim: ScimSettings = ScimSettings()
     report: ReportSettings = ReportSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -183,6 +208,11 @@ class Settings(BaseSettings):
     @property
     def pause_file(self) -> Path:
         return self.data_dir / "pause.json"
+
+    @property
+    def metrics_dir(self) -> Path:
+        """Where every process of the deployment records its metrics (observability/)."""
+        return self.data_dir / "metrics"
 
     @property
     def redaction_key_file(self) -> Path:

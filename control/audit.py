@@ -40,6 +40,7 @@ import json
 import os
 import secrets
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
@@ -49,6 +50,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from control.errors import AuditWriteError
+from observability import metrics
 
 GENESIS_HASH = "0" * 64
 CHAIN_FIELDS = ("seq", "prev_hash", "hash", "mac")
@@ -225,11 +227,14 @@ class AuditLog:
             raise ValueError(f"audit record must not set {fields}: the log assigns them")
         # Serialize once before touching the file so a bad record fails without I/O.
         canonical_json(record)
+        started = time.monotonic()
         with self._lock:
             try:
                 written = self._append_locked(record)
             except OSError as exc:
+                metrics.record_audit("file", time.monotonic() - started, failed=True)
                 raise AuditWriteError(f"audit log {self.path} could not be written: {exc}") from exc
+        metrics.record_audit("file", time.monotonic() - started, failed=False)
         note_request_recorded(written["seq"])
         return written
 

@@ -14,6 +14,7 @@ rewrite the chain unnoticed.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from control.audit import (
 )
 from control.errors import AuditReadError, AuditWriteError
 from control.postgres import Database
+from observability import metrics
 
 
 class PgAuditLog:
@@ -58,6 +60,7 @@ class PgAuditLog:
             raise ValueError(f"audit record must not set {', '.join(reserved)}: the log assigns "
                              "them")
         canonical_json(record)
+        started = time.monotonic()
         try:
             if self._key is None:
                 self._key = load_or_create_key(self.key_path)
@@ -78,8 +81,10 @@ class PgAuditLog:
                              (written["seq"], written["hash"],
                               head_mac(key, written["seq"], written["hash"])))
         except (OSError, psycopg.Error) as exc:
+            metrics.record_audit("postgres", time.monotonic() - started, failed=True)
             raise AuditWriteError(f"audit log ({self.describe()}) could not be written: {exc}"
                                   ) from exc
+        metrics.record_audit("postgres", time.monotonic() - started, failed=False)
         note_request_recorded(written["seq"])
         return written
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from observability import metrics
 from retrieval.access import DocumentAccess
 from retrieval.bm25 import Bm25Encoder
 from retrieval.embedder import Embedder
@@ -81,15 +83,19 @@ class Retriever:
             raise NoIndexError("no index version has been built yet: run `clearance ingest`")
         # Held for the whole search: a switch meanwhile cannot close the version under it, and
         # the reader is closed once the last search on a version no longer current ends.
+        started = time.monotonic()
         with self._readers.hold(version) as (reader, info):
             ranking = self._ranking_for(info, mode)
             access = self._access.for_version(version)
+            embedding = time.monotonic()
             vector = self._embedder.embed_query(query)
+            metrics.record_embedding(time.monotonic() - embedding)
             sparse = (self._bm25.encode_query(query) if ranking.mode is not SearchMode.DENSE
                       else None)
             read_filter = access.read_filter(scope)
             hits = reader.search(vector.tolist(), access=read_filter, limit=top_k,
                                  sparse=sparse, ranking=ranking)
+        metrics.record_search(str(ranking.mode), time.monotonic() - started)
 
         def permitted(payload: ChunkPayload) -> bool:
             return access.admits(scope, payload, read_filter)
@@ -97,6 +103,7 @@ class Retriever:
         parsed, unparsed = _parse(hits, version)
         kept = [h for h in parsed if permitted(h.payload)]
         dropped = len(hits) - len(kept)
+        metrics.record_dropped("search", dropped)
         if dropped:
             # The store filter let through a chunk the caller may not read, or one whose
             # payload does not parse (no usable ACL, say): never expected.
@@ -127,6 +134,7 @@ class Retriever:
         kept = sorted((h for h in parsed if permitted(h.payload)),
                       key=lambda h: h.payload.chunk_index)
         dropped = len(hits) - len(kept)
+        metrics.record_dropped("fetch", dropped)
         if dropped:
             log.error("permission re-check dropped %d chunk(s) of %s for %s in %s", dropped,
                       doc_id, scope.user, version)

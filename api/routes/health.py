@@ -1,9 +1,14 @@
-"""GET /healthz: whether the service can answer now, which index version it serves, what is paused.
+"""GET /healthz and GET /readyz.
+
+GET /healthz: whether the service can answer now, which index version it serves, what is paused.
 
 Ready means a search could be answered and audited: the audit log can be appended to (its
 filesystem is neither full nor read-only, its files are writable) and the current index version
 opens (once open, that costs nothing). Otherwise 503, with each failing check and why. A pause is
 an operator's choice, not a fault: a paused service is ready (200, status "paused").
+
+GET /readyz: whether to send this process traffic (application/readiness.py): each check by
+name, 200 when all pass, else 503 with `not_ready` naming the failing ones.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import Public, ServicesDep
 from api.openapi import LIMITS, errors
+from application.readiness import readiness
 from retrieval.errors import StoreError
 
 router = APIRouter()
@@ -56,3 +62,29 @@ def healthz(services: ServicesDep) -> dict[str, Any] | JSONResponse:
     if problems:
         return JSONResponse(status_code=503, content={**body, "problems": problems})
     return body
+
+
+class ReadinessCheck(BaseModel):
+    ok: bool
+    detail: str
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, ReadinessCheck] = Field(
+        description="index, policy, audit_log; control_plane with `database_url`; llm with "
+                    "`[llm]`")
+    not_ready: list[str] = Field(description="The checks that failed (empty when ready)")
+
+
+@router.get("/readyz", dependencies=[Public], response_model=Readiness,
+            responses={**errors(*LIMITS, 500),
+                       503: {"model": Readiness, "description": "Not ready: `not_ready` names "
+                             "the failing checks, `checks` says why"}})
+def readyz(services: ServicesDep) -> dict[str, Any] | JSONResponse:
+    checks = readiness(services)
+    failing = [name for name, check in checks.items() if not check.ok]
+    body = {"status": "not ready" if failing else "ready",
+            "checks": {name: {"ok": c.ok, "detail": c.detail} for name, c in checks.items()},
+            "not_ready": failing}
+    return JSONResponse(status_code=503, content=body) if failing else body

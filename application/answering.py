@@ -16,6 +16,7 @@ from answers.redaction import Redactor
 from answers.standalone import StandaloneRewriter
 from control.audit import AuditStore, failure_record
 from observability import metrics
+from policies.principals import split_token
 from retrieval.errors import RetrievalError
 from retrieval.retriever import Retrieved, Retriever
 from retrieval.scope import Scope
@@ -81,7 +82,7 @@ class RetrievalService:
                                   "original_hmac": self._redactor.fingerprint(question.text)}
         retrieved = self._retrieve(base, query, scope=scope, top_k=top_k, mode=mode)
         answer = self._composer.compose(question, retrieved.hits, permitted=retrieved.permitted)
-        metrics.record_answer(answer.mode)
+        metrics.record_answer(answer.mode, {split_token(p)[0] for p in scope.principals})
         self._audit.append(
             {
                 **base,

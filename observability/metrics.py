@@ -40,7 +40,8 @@ class _Instruments:
         self.refused = Counter("clearance_http_refusals",
                                "Requests refused (401, 403, 429, 503) by route and reason",
                                ["route", "reason"])
-        self.answers = Counter("clearance_answers", "Chat answers by mode", ["mode"])
+        self.answers = Counter("clearance_answers", "Chat answers by mode and the caller's tenant",
+                               ["mode", "tenant"])
         self.dropped = Counter("clearance_permission_dropped_hits",
                                "Hits the store returned that failed the second permission "
                                "check (must stay 0)", ["action"])
@@ -175,8 +176,14 @@ def record_request(route: str, method: str, status: int, seconds: float) -> None
 _REFUSALS = {401: "unauthenticated", 403: "forbidden", 429: "rate_limited", 503: "unavailable"}
 
 
-def record_answer(mode: str) -> None:
-    _when_on(lambda m: m.answers.labels(mode).inc())
+def record_answer(mode: str, tenants: Iterable[str]) -> None:
+    """One chat answer, counted in each tenant the caller holds a principal of."""
+
+    def record(m: _Instruments) -> None:
+        for tenant in sorted(set(tenants)):
+            m.answers.labels(mode, tenant).inc()
+
+    _when_on(record)
 
 
 def record_dropped(action: str, count: int) -> None:

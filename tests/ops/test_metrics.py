@@ -36,7 +36,7 @@ def test_a_scrape_parses_and_counts_what_happened(monitored: Monitored):
                  route="/v1/search", method="POST", status="200", outcome="ok") >= 1
     assert value(samples, "clearance_http_refusals_total", route="/v1/search",
                  reason="unauthenticated") >= 1
-    assert value(samples, "clearance_answers_total", mode=mode) >= 1
+    assert value(samples, "clearance_answers_total", mode=mode, tenant="default") >= 1
     # The second permission check ran and dropped nothing: the series exists, at 0.
     assert "clearance_permission_dropped_hits_total" in samples
     assert value(samples, "clearance_permission_dropped_hits_total") == 0

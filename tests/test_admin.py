@@ -39,6 +39,8 @@ ADMIN_CALLS: list[tuple[str, str, dict | None]] = [
     ("POST", "/v1/admin/users/root/deactivate", {"reason": "staff try"}),
     ("POST", "/v1/admin/users/dave/activate", None),
     ("GET", "/v1/admin/audit/verify", None),
+    ("GET", "/v1/admin/report", None),
+    ("GET", "/v1/admin/record", None),
     ("GET", "/v1/admin/pause", None),
     ("POST", "/v1/admin/pause", {"target": "service", "reason": "staff try"}),
     ("POST", "/v1/admin/resume", {"target": "service"}),

@@ -35,27 +35,13 @@ import httpx  # noqa: E402
 import query_latency as ql  # noqa: E402
 from provenance import git_state  # noqa: E402
 
-from application.settings import load_settings  # noqa: E402
-from control.keys import KeyStore  # noqa: E402
-from retrieval.bm25 import Bm25Encoder  # noqa: E402
-
 LIMIT_MS = 60.0
 MODES = ("model", "similarity")
 
 
 def deployment(root: Path, size: int, text: ql.Text, mode: str) -> tuple[Path, str]:
-    config = ql.write_deployment(root)
-    config.write_text(config.read_text(encoding="utf-8")
-                      + f'\n[retrieval]\nmin_score = -1.0\n\n[answers]\nanswerability = "{mode}"\n',
-                      encoding="utf-8")
-    settings = load_settings(config)
-    key = KeyStore(settings.keys_file).create(ql.FEW_USER)
-    catalog = ql.open_bench_catalog(settings, "edge", root / "unused")
-    try:
-        ql.build_version(catalog, ql.Corpus(size, 11, text, Bm25Encoder()))
-    finally:
-        catalog.backend.close()
-    return config, key
+    return ql.keyed_deployment(root, size, text, "\n[retrieval]\nmin_score = -1.0\n\n[answers]\n"
+                               f'answerability = "{mode}"\n')
 
 
 def main() -> int:

@@ -33,28 +33,15 @@ import httpx  # noqa: E402
 import query_latency as ql  # noqa: E402
 from provenance import git_state  # noqa: E402
 
-from application.settings import load_settings  # noqa: E402
-from control.keys import KeyStore  # noqa: E402
 from observability import metrics  # noqa: E402
-from retrieval.bm25 import Bm25Encoder  # noqa: E402
 
 LIMIT_RATIO = 1.05
 TOKEN = "bench-metrics-token-" + "0" * 32
 
 
 def deployment(root: Path, size: int, text: ql.Text, on: bool) -> tuple[Path, str]:
-    config = ql.write_deployment(root)
-    if on:
-        config.write_text(config.read_text(encoding="utf-8")
-                          + f'\n[metrics]\ntoken = "{TOKEN}"\n', encoding="utf-8")
-    settings = load_settings(config)
-    key = KeyStore(settings.keys_file).create(ql.FEW_USER)
-    catalog = ql.open_bench_catalog(settings, "edge", root / "unused")
-    try:
-        ql.build_version(catalog, ql.Corpus(size, 11, text, Bm25Encoder()))
-    finally:
-        catalog.backend.close()
-    return config, key
+    return ql.keyed_deployment(root, size, text,
+                               f'\n[metrics]\ntoken = "{TOKEN}"\n' if on else "")
 
 
 def main() -> int:

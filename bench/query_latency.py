@@ -259,6 +259,24 @@ def write_deployment(root: Path) -> Path:
     return config
 
 
+def keyed_deployment(root: Path, size: int, text: Text, extra_config: str = ""
+                     ) -> tuple[Path, str]:
+    """A deployment with one built version of `size` synthetic chunks, `extra_config` appended
+    to its config, and a key for FEW_USER: what a two-server side-by-side bench serves.
+    Returns (config path, key)."""
+    config = write_deployment(root)
+    if extra_config:
+        config.write_text(config.read_text(encoding="utf-8") + extra_config, encoding="utf-8")
+    settings = load_settings(config)
+    key = KeyStore(settings.keys_file).create(FEW_USER)
+    catalog = open_bench_catalog(settings, "edge", root / "unused")
+    try:
+        build_version(catalog, Corpus(size, 11, text, Bm25Encoder()))
+    finally:
+        catalog.backend.close()
+    return config, key
+
+
 def open_bench_catalog(settings: Settings, backend: str, local_path: Path) -> VersionCatalog:
     if backend == "edge":
         return open_catalog(settings)  # the product default: EdgeBackend under data_dir/index

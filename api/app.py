@@ -30,6 +30,8 @@ from api.routes import (
     reports,
     scim,
     search,
+    signin,
+    web,
 )
 from application.services import Services, build_services
 from application.settings import Settings
@@ -38,7 +40,7 @@ from observability import metrics as recorded
 log = logging.getLogger(__name__)
 # Every route of the API, by module.
 ROUTERS = (search, chat, completions, feedback, health, metrics, admin, policy, access,
-           operations, pause, reports, scim)
+           operations, pause, reports, scim, signin, web)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:

@@ -14,6 +14,7 @@ from api.ratelimit import Limits, retry_after
 from application.admin import Actor
 from application.services import Services
 from identity.oidc import TokenRejected, looks_like_jwt
+from identity.web_session import CSRF_HEADER, SESSION_COOKIE, SessionRejected, WebSession
 from retrieval.scope import Scope, scope_for
 
 
@@ -87,11 +88,17 @@ def get_scope(
     authorization: Annotated[str | None, Header()] = None,
 ) -> Scope:
     """The caller's scope from their API key; 401 (audited) without a valid key, 429 after
-    too many wrong keys from the address or too many requests with the key."""
+    too many wrong keys from the address or too many requests with the key.
+
+    Without an Authorization header, the web page's session cookie presents the credential it
+    was signed in with (identity/web_session.py), to exactly the same checks."""
     locked = limits.lockout.locked_for(_address(request))
     if locked:
         _throttled(limits, request, request_id, "too many wrong API keys from this address; "
                    "try again after Retry-After seconds", locked)
+    if not authorization and SESSION_COOKIE in request.cookies:
+        session = web_session(request, services, limits, request_id)
+        authorization = f"Bearer {session.credential}"
     if not authorization:
         _unauthorized(limits, request, request_id, "missing API key", wrong_key=False)
     scheme, _, key = (authorization or "").partition(" ")
@@ -149,6 +156,34 @@ def get_scope(
 
 
 ScopeDep = Annotated[Scope, Depends(get_scope)]
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+SESSION_HINT = "sign in again at /"
+
+
+def web_session(request: Request, services: Services, limits: Limits,
+                request_id: str) -> WebSession:
+    """The web page's session from its cookie: 401 (audited) if it is not one of ours or has
+    expired; 403 for a state-changing request without the session's CSRF token."""
+    sessions = services.web_sessions
+    if sessions is None:
+        _unauthorized(limits, request, request_id, "the web page is turned off ([web] enabled "
+                      "= false): its session cookie is not accepted", wrong_key=False)
+    assert sessions is not None
+    try:
+        session = sessions.open(request.cookies[SESSION_COOKIE])
+    except SessionRejected as exc:
+        _unauthorized(limits, request, request_id, str(exc), wrong_key=False,
+                      hint=SESSION_HINT)
+    if request.method not in SAFE_METHODS and not sessions.csrf_matches(
+            session, request.headers.get(CSRF_HEADER)):
+        address = _address(request)
+        reason = (f"a request made with the web page's session needs its {CSRF_HEADER} header: "
+                  "reload the page")
+        limits.tally.refuse(f"address:{address}", action=request.url.path, reason=reason,
+                            request_id=request_id, address=address)
+        raise HTTPException(status_code=403, detail=reason)
+    return session
 
 
 def actor(scope: Scope, request_id: str) -> Actor:

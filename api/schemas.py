@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from answers.conversation import Question, Turn
 from retrieval.store import SearchMode
 
 MAX_QUERY_CHARS = 2000
@@ -65,6 +66,15 @@ class SearchRequest(RequestBody):
     _query = field_validator("query")(_not_blank)
 
 
+MAX_HISTORY_TURNS = 20
+MAX_HISTORY_CHARS = 20_000
+
+
+class ChatTurn(RequestBody):
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=MAX_HISTORY_CHARS)
+
+
 class ChatRequest(RequestBody):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"message": "What is the daily meal limit when travelling?"},
@@ -75,8 +85,22 @@ class ChatRequest(RequestBody):
     top_k: int = Field(default=5, ge=1, le=50)
     stream: bool = False
     search_mode: SearchMode | None = Field(default=None, strict=False)  # as in SearchRequest
+    # The conversation so far, oldest first: a follow-up is made standalone from it
+    # (answers/standalone.py); what can be found is still only what the caller may read.
+    history: list[ChatTurn] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS)
 
     _message = field_validator("message")(_not_blank)
+
+    @field_validator("history")
+    @classmethod
+    def _history_size(cls, turns: list[ChatTurn]) -> list[ChatTurn]:
+        if sum(len(t.content) for t in turns) > MAX_HISTORY_CHARS:
+            raise ValueError(f"the history is over {MAX_HISTORY_CHARS} characters: send fewer "
+                             "or shorter turns")
+        return turns
+
+    def question(self) -> Question:
+        return Question(self.message, tuple(Turn(t.role, t.content) for t in self.history))
 
 
 class SearchResult(BaseModel):

@@ -40,6 +40,8 @@ from control.postgres import Database
 from control.provisioning import ProvisionedDirectory
 from control.quarantine import Quarantine
 from identity.oidc import OidcVerifier
+from identity.oidc_login import OidcLogin
+from identity.web_session import SessionSealer
 from policies.enforcer import PolicyEngine
 from policies.policy_file import parse_policy
 from retrieval.access import DocumentAccess
@@ -257,6 +259,9 @@ class Services:
     feedback: FeedbackService
     index_facts: IndexFactsReader
     llm: LlmClient | None = None
+    # The web page's sessions and its sign-in at the identity provider ([web]); None when off.
+    web_sessions: SessionSealer | None = None
+    web_login: OidcLogin | None = None
 
     def audit_problem(self) -> Unwritable | None:
         """Why an audit record could not be written now, or None (for /healthz, and before a
@@ -274,6 +279,8 @@ class Services:
 
     def close(self) -> None:
         self.oidc.close()
+        if self.web_login is not None:
+            self.web_login.close()
         self.composer.close()
         self.standalone.close()
         self.retriever.close()
@@ -289,6 +296,16 @@ def _rewriting_llm(settings: Settings) -> LlmClient | None:
     return LlmClient(settings.llm.model_copy(update={
         "timeout_s": min(settings.llm.timeout_s, answers.standalone_timeout_s),
         "max_tokens": answers.standalone_max_tokens}))
+
+
+def open_web_login(settings: Settings) -> OidcLogin | None:
+    """The page's authorization code client, for the configured issuer's audience."""
+    login = settings.web.login
+    if login is None or not settings.web.enabled:
+        return None
+    issuer = next(i for i in settings.oidc.issuers if i.issuer == login.issuer)
+    return OidcLogin(login, login.resource or issuer.audience,
+                     discovery_url=issuer.discovery_url)
 
 
 def build_services(settings: Settings, embedder: Embedder | None = None) -> Services:
@@ -334,4 +351,7 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         feedback=FeedbackService(open_feedback(settings), audit, redactor),
         index_facts=IndexFactsReader(catalog),
         llm=llm,
+        web_sessions=(SessionSealer.from_file(settings.web_session_key)
+                      if settings.web.enabled else None),
+        web_login=open_web_login(settings),
     )

@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from answers.settings import AnswerSettings, LlmSettings, RedactionSettings
 from identity.oidc import OidcSettings
+from identity.oidc_login import WebLoginSettings
 from ingest.errors import ConfigError
 from ingest.settings import IngestSettings, SourceSettings
 from policies import DEFAULT_MODEL, DEFAULT_POLICY
@@ -136,6 +137,26 @@ class MetricsSettings(BaseModel):
         return self.token is not None
 
 
+class WebSettings(BaseModel):
+    """The staff web page at / (api/routes/web.py) and its sign-in (identity/web_session.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True  # off: / and /auth answer 404; the API is unchanged
+    # How long a sign-in lasts at most; one with an access token ends when the token does.
+    session_hours: float = Field(default=8.0, gt=0, le=168)
+    # The key that seals session cookies; default data_dir/web-session.key, made on first use.
+    # Replicas behind one address must share it (point them at one secret mount).
+    session_key_file: Path | None = None
+    # "auto": cookies are Secure when the browser reached the service over https (through a
+    # proxy: with forwarded_allow_ips, from its X-Forwarded-Proto); "always" behind TLS that
+    # the service cannot see.
+    cookie_secure: Literal["auto", "always"] = "auto"
+    # Sign-in at the organisation's identity provider (identity/oidc_login.py); unset: the
+    # page offers sign-in with a personal API key only.
+    login: WebLoginSettings | None = None
+
+
 class Settings(BaseSettings):
     """Everything the service reads, with paths already resolved."""
 
@@ -168,6 +189,7 @@ class Settings(BaseSettings):
     scim: ScimSettings = ScimSettings()
     report: ReportSettings = ReportSettings()
     metrics: MetricsSettings = MetricsSettings()
+    web: WebSettings = WebSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -187,6 +209,15 @@ class Settings(BaseSettings):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"source names must be unique; repeated: {dupes}")
+        return self
+
+    @model_validator(mode="after")
+    def _login_issuer(self) -> Settings:
+        login = self.web.login
+        if login is not None and login.issuer not in {i.issuer for i in self.oidc.issuers}:
+            raise ValueError(f"web.login.issuer {login.issuer!r} is not one of "
+                             "[[oidc.issuers]]: the page's sign-in gives that issuer's access "
+                             "tokens, which only a configured issuer's can be checked")
         return self
 
     @property
@@ -218,6 +249,10 @@ class Settings(BaseSettings):
     def redaction_key_file(self) -> Path:
         return self.data_dir / "redaction.key"
 
+    @property
+    def web_session_key(self) -> Path:
+        return self.web.session_key_file or self.data_dir / "web-session.key"
+
 
 def config_path_from(arg: str | None) -> Path:
     """The config file named by the flag, the environment, or the default, in that order."""
@@ -234,6 +269,9 @@ def _resolve(base: Path, raw: dict[str, Any]) -> dict[str, Any]:
         {**s, "path": base / s["path"]} if isinstance(s, dict) and "path" in s else s
         for s in out.get("sources", [])
     ]
+    web = out.get("web")
+    if isinstance(web, dict) and "session_key_file" in web:
+        out["web"] = {**web, "session_key_file": base / web["session_key_file"]}
     return out
 
 

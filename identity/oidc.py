@@ -76,7 +76,7 @@ class IssuerSettings(BaseModel):
     @classmethod
     def _https(cls, value: str | None) -> str | None:
         if value is not None:
-            _check_url(value)
+            check_provider_url(value)
         return value
 
     @model_validator(mode="after")
@@ -108,7 +108,7 @@ class OidcSettings(BaseModel):
     issuers: list[IssuerSettings] = Field(default_factory=list)
 
 
-def _check_url(url: str) -> None:
+def check_provider_url(url: str) -> None:
     parsed = urlparse(url)
     loopback = parsed.hostname in ("127.0.0.1", "localhost", "::1")
     if parsed.scheme != "https" and not (parsed.scheme == "http" and loopback):
@@ -131,6 +131,7 @@ class TokenIdentity:
     # ACL tokens of the groups the token claims, when the issuer's config uses its groups
     # claim (identity/groups.py); for this request only.
     groups: tuple[str, ...] = ()
+    expires_at: float | None = None  # the token's `exp`, epoch seconds
 
 
 class _Keys:
@@ -170,7 +171,7 @@ class _Keys:
                 jwks_uri = discovery.get("jwks_uri")
                 if not isinstance(jwks_uri, str):
                     raise TokenRejected(f"the discovery document at {url} has no jwks_uri")
-                _check_url(jwks_uri)
+                check_provider_url(jwks_uri)
                 self._jwks_uri = jwks_uri
             jwks = self._get(self._jwks_uri)
             keys: dict[str, Any] = {}
@@ -269,7 +270,9 @@ class OidcVerifier:
             raise TokenRejected(f"the token does not verify ({type(exc).__name__})") from None
         user = _user(claims, settings)
         groups = self._groups[issuer].tokens(claims) if issuer in self._groups else ()
-        return TokenIdentity(user, settings.issuer, str(claims.get("sub")), groups)
+        exp = claims.get("exp")
+        return TokenIdentity(user, settings.issuer, str(claims.get("sub")), groups,
+                             float(exp) if isinstance(exp, int | float) else None)
 
 
 def _user(claims: dict[str, Any], settings: IssuerSettings) -> str:

@@ -9,7 +9,6 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from answers.answer import citation_fields
-from answers.conversation import Question
 from api.deps import CallerDep, RequestIdDep, ServicesDep
 from api.openapi import BODY, KEYED, errors, event_stream, json_object, ref
 from api.schemas import ChatRequest, ChatResponse
@@ -42,7 +41,7 @@ def chat(
     body: ChatRequest, scope: CallerDep, services: ServicesDep, request_id: RequestIdDep
 ) -> dict[str, Any] | StreamingResponse:
     result = services.retrieval.chat(
-        Question(body.message), scope=scope, top_k=body.top_k, request_id=request_id,
+        body.question(), scope=scope, top_k=body.top_k, request_id=request_id,
         mode=body.search_mode,
     )
     answer = result.answer

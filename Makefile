@@ -33,7 +33,12 @@ PROVIDER := tests/identity/provider
 $(PROVIDER)/node_modules/.package-lock.json: $(PROVIDER)/package-lock.json
 	npm ci --prefix $(PROVIDER) --no-audit --no-fund --loglevel=error
 
-test: $(STAMP) $(PROVIDER)/node_modules/.package-lock.json
+# axe-core for the browser tests' accessibility checks (tests/web/, pinned by its lock file).
+WEB := tests/web
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json
+	npm ci --prefix $(WEB) --no-audit --no-fund --loglevel=error
+
+test: $(STAMP) $(PROVIDER)/node_modules/.package-lock.json $(WEB)/node_modules/.package-lock.json
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
@@ -42,4 +47,5 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache $(PROVIDER)/node_modules .import_linter_cache
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache $(PROVIDER)/node_modules $(WEB)/node_modules \
+		.import_linter_cache

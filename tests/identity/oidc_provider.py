@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 import jwt
@@ -22,10 +22,22 @@ HERE = Path(__file__).resolve().parent / "provider"
 AUDIENCE = "https://clearance.test"
 
 
+class WebClient(TypedDict):
+    """A public client of the authorization code grant (a page signing its users in)."""
+
+    client_id: str
+    redirect_uris: list[str]
+
+
 def signing_key(kid: str) -> dict[str, Any]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key))
     return {**jwk, "kid": kid, "use": "sig", "alg": "RS256"}
+
+
+def password(user: str) -> str:
+    """The user's password at the login form (and their client secret)."""
+    return f"secret-{user}"
 
 
 def free_port() -> int:
@@ -38,8 +50,10 @@ class OidcProvider:
     """The provider on one port; `start(keys)` (re)starts it signing with the first key."""
 
     def __init__(self, port: int, users: list[str],
-                 groups: dict[str, list[str]] | None = None) -> None:
+                 groups: dict[str, list[str]] | None = None,
+                 web_clients: list[WebClient] | None = None) -> None:
         self.port, self.users, self.groups = port, users, groups or {}
+        self.web_clients = web_clients or []
         self.issuer = f"http://127.0.0.1:{port}"
         self._proc: subprocess.Popen[str] | None = None
 
@@ -54,7 +68,7 @@ class OidcProvider:
         self._proc = proc
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(json.dumps({"keys": keys, "users": self.users, "groups": self.groups,
-                                     "audience": AUDIENCE}))
+                                     "audience": AUDIENCE, "web_clients": self.web_clients}))
         proc.stdin.close()
         line = proc.stdout.readline()
         if not line.startswith("listening "):
@@ -75,8 +89,9 @@ class OidcProvider:
 
 @contextmanager
 def oidc_provider(port: int, keys: list[dict[str, Any]], users: list[str],
-                  groups: dict[str, list[str]] | None = None) -> Iterator[OidcProvider]:
-    provider = OidcProvider(port, users, groups)
+                  groups: dict[str, list[str]] | None = None,
+                  web_clients: list[WebClient] | None = None) -> Iterator[OidcProvider]:
+    provider = OidcProvider(port, users, groups, web_clients)
     try:
         provider.start(keys)
         yield provider
@@ -85,7 +100,7 @@ def oidc_provider(port: int, keys: list[dict[str, Any]], users: list[str],
 
 
 def access_token(issuer: str, user: str, resource: str = AUDIENCE) -> str:
-    response = httpx.post(f"{issuer}/token", auth=(user, f"secret-{user}"), timeout=10,
+    response = httpx.post(f"{issuer}/token", auth=(user, password(user)), timeout=10,
                           data={"grant_type": "client_credentials", "resource": resource,
                                 "scope": "search"})
     response.raise_for_status()

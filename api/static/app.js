@@ -140,13 +140,14 @@ function feedbackControls(requestId, n) {
     status.textContent = response.ok ? 'Thank you: your rating is saved.'
       : `Not saved: ${await errorText(response)}`;
   }
-  for (const [value, label, symbol] of [['up', 'Helpful', '\u{1F44D}'],
-    ['down', 'Not helpful', '\u{1F44E}']]) {
+  // Thumbs up and down, as a glyph every font has, and named in words.
+  for (const [value, label, symbol] of [['up', 'Helpful', '\u25B2'],
+    ['down', 'Not helpful', '\u25BC']]) {
     const button = el('button', {
       cls: 'thumb',
-      text: symbol,
-      attrs: { type: 'button', 'aria-pressed': 'false', 'aria-label': label, title: label },
-    });
+      attrs: { type: 'button', 'aria-pressed': 'false' },
+    }, [el('span', { text: symbol, attrs: { 'aria-hidden': 'true' } }),
+      document.createTextNode(` ${label}`)]);
     button.addEventListener('click', async () => {
       rating = value;
       for (const b of buttons) b.setAttribute('aria-pressed', String(b === button));

@@ -113,6 +113,9 @@ class CitationOut(BaseModel):
     source_modified_at: str
     ingested_at: str
     snippet: str
+    # Every chunk cited under this number, the first one first: GET /v1/documents/{doc_id}/
+    # versions/{doc_version}?chunk=ID opens the document there.
+    chunk_ids: list[str]
 
 
 class ChatResponse(BaseModel):

@@ -140,3 +140,11 @@ class BuildRunningResponse(ErrorResponse):
     """409 from a re-index while another build runs."""
 
     job_id: str | None = Field(description="The running build's job, unless the CLI started it")
+
+
+class NotReadableResponse(ErrorResponse):
+    """404 from the source viewer: the same for every document version the caller cannot have."""
+
+    current_version: str | None = Field(
+        default=None, description="The document's version in the current index: only where the "
+                                  "caller may read the document, and another version was asked")

@@ -21,6 +21,7 @@ from application.admin import AdminActions
 from application.answering import RetrievalService
 from application.build_jobs import JobRunner
 from application.config_watch import ConfigRules
+from application.documents import Documents
 from application.feedback import FeedbackService
 from application.index_facts import IndexFactsReader
 from application.provisioning import Provisioning
@@ -256,6 +257,7 @@ class Services:
     provisioning: Provisioning
     feedback: FeedbackService
     index_facts: IndexFactsReader
+    documents: Documents
     llm: LlmClient | None = None
 
     def audit_problem(self) -> Unwritable | None:
@@ -311,6 +313,7 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     keys = open_keys(settings)
     jobs = open_jobs(settings)
     directory = open_directory(settings)
+    retrieval = RetrievalService(retriever, composer, audit, redactor, standalone=standalone)
     return Services(
         settings=settings,
         embedder=embedder,
@@ -319,7 +322,7 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         catalog=catalog,
         access=access,
         retriever=retriever,
-        retrieval=RetrievalService(retriever, composer, audit, redactor, standalone=standalone),
+        retrieval=retrieval,
         jobs=jobs,
         audit=audit,
         pause=pause,
@@ -333,5 +336,6 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
                                   lambda: policy.version),
         feedback=FeedbackService(open_feedback(settings), audit, redactor),
         index_facts=IndexFactsReader(catalog),
+        documents=Documents(retrieval, settings.sources, settings.ingest.limits),
         llm=llm,
     )

@@ -89,4 +89,5 @@ def citation_fields(citation: Citation) -> dict[str, Any]:
         "source_modified_at": p.source_modified_at,
         "ingested_at": p.ingested_at,
         "snippet": citation.snippet,
+        "chunk_ids": [h.point_id for h in citation.hits],  # the viewer opens the first
     }

@@ -21,6 +21,7 @@ from api.routes import (
     admin,
     chat,
     completions,
+    documents,
     feedback,
     health,
     metrics,
@@ -39,8 +40,8 @@ from observability import metrics as recorded
 
 log = logging.getLogger(__name__)
 # Every route of the API, by module.
-ROUTERS = (search, chat, completions, feedback, health, metrics, admin, policy, access,
-           operations, pause, reports, scim, signin, web)
+ROUTERS = (search, chat, completions, documents, feedback, health, metrics, admin, policy,
+           access, operations, pause, reports, scim, signin, web)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import get_request_id
-from application.errors import AdminError, Invalid
+from application.errors import AdminError, Invalid, NoReadableVersion
 from application.provisioning import SCIM_ERROR, SCIM_MEDIA_TYPE, SCIM_PREFIX, ScimFailure
 from control.errors import AuditReadError, StateUnreadable, StateWriteError
 from control.keys import KeyStoreError
@@ -29,7 +29,7 @@ _AUDIT_FAILED = "the audit log could not be written; the request was not answere
 _FASTAPI_UNREADABLE = "There was an error parsing the body"  # fastapi/routing.py
 
 
-def _error(request: Request, status: int, message: str) -> JSONResponse:
+def _error(request: Request, status: int, message: str, **extra: object) -> JSONResponse:
     request_id = get_request_id(request)
     # A message quoting input may hold what UTF-8 cannot encode (a lone surrogate): escape it.
     message = message.encode("utf-8", "backslashreplace").decode("utf-8")
@@ -43,7 +43,7 @@ def _error(request: Request, status: int, message: str) -> JSONResponse:
         error = {"message": message, "type": kind, "code": status}
     return JSONResponse(
         status_code=status,
-        content={"error": error, "request_id": request_id},
+        content={"error": error, "request_id": request_id, **extra},
         headers={"X-Request-ID": request_id},
     )
 
@@ -116,6 +116,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def admin_refused(request: Request, exc: AdminError) -> JSONResponse:
         prefix = "invalid request: " if isinstance(exc, Invalid) else ""
         return _error(request, exc.status, prefix + str(exc))
+
+    @app.exception_handler(NoReadableVersion)
+    async def no_readable_version(request: Request, exc: NoReadableVersion) -> JSONResponse:
+        # Only a caller who may read the document is told its current version.
+        current = {"current_version": exc.current_version} if exc.current_version else {}
+        return _error(request, exc.status, str(exc), **current)
 
     @app.exception_handler(StateUnreadable)
     async def state_unreadable(request: Request, exc: StateUnreadable) -> JSONResponse:

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.deps import Public, get_limits, get_request_id, get_scope, get_services
 from api.routes.search import search_result
+from application.documents import document_fields
 from application.services import Services
 from retrieval.errors import RetrievalError
 from retrieval.scope import Scope as CallerScope
@@ -79,21 +80,17 @@ def build_mcp_server() -> MCPServer:
     @server.tool()
     def fetch(doc_id: str, ctx: Context) -> dict[str, Any]:
         """The text and metadata of one document you may read (`doc_id` as `search` gives
-        it, SOURCE:PATH)."""
+        it, SOURCE:PATH): its whole text, and its sections (chunks) in order, each with its
+        chunk id, page and section heading."""
         services, scope, request_id = _caller(ctx)
         try:
-            retrieved = services.retrieval.fetch(doc_id, scope=scope, request_id=request_id)
+            retrieved = services.retrieval.fetch(doc_id, scope=scope,
+                                                 request_id=request_id).retrieved
         except RetrievalError as exc:
             raise ToolError(f"the index is unavailable now: {exc}") from None
         if not retrieved.hits:  # one that does not exist, or one the caller may not read
             raise ToolError(f"no document {doc_id!r} that you can read")
-        first = retrieved.hits[0].payload
-        pages = sorted({h.payload.page for h in retrieved.hits if h.payload.page is not None})
-        return {"request_id": request_id, "index_version": retrieved.index_version,
-                "doc_id": first.doc_id, "source": first.source, "title": first.title,
-                "uri": first.uri, "doc_version": first.doc_version,
-                "source_modified_at": first.source_modified_at,
-                "ingested_at": first.ingested_at, "pages": pages,
+        return {"request_id": request_id, **document_fields(retrieved),
                 "chunks": len(retrieved.hits),
                 "text": "\n\n".join(h.payload.text for h in retrieved.hits)}
 

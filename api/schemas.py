@@ -137,6 +137,9 @@ class CitationOut(BaseModel):
     source_modified_at: str
     ingested_at: str
     snippet: str
+    # Every chunk cited under this number, the first one first: GET /v1/documents/{doc_id}/
+    # versions/{doc_version}?chunk=ID opens the document there.
+    chunk_ids: list[str]
 
 
 class ChatResponse(BaseModel):
@@ -161,3 +164,11 @@ class BuildRunningResponse(ErrorResponse):
     """409 from a re-index while another build runs."""
 
     job_id: str | None = Field(description="The running build's job, unless the CLI started it")
+
+
+class NotReadableResponse(ErrorResponse):
+    """404 from the source viewer: the same for every document version the caller cannot have."""
+
+    current_version: str | None = Field(
+        default=None, description="The document's version in the current index: only where the "
+                                  "caller may read the document, and another version was asked")

@@ -5,7 +5,7 @@ A use case (it composes retrieval/ and answers/), so it lives in application/, n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +27,16 @@ from retrieval.store import SearchMode
 class ChatResult:
     retrieved: Retrieved
     answer: Answer
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A document as one caller may read it now: `retrieved.hits` are its chunks of the version
+    asked for (none if it is not the indexed one); `current_version` is the version indexed,
+    known only where the caller may read the document (None otherwise, as for none at all)."""
+
+    retrieved: Retrieved
+    current_version: str | None
 
 
 def _now() -> str:
@@ -97,19 +107,27 @@ class RetrievalService:
         )
         return ChatResult(retrieved, answer)
 
-    def fetch(self, doc_id: str, *, scope: Scope, request_id: str) -> Retrieved:
-        """One document's chunks that the scope may read, in order, audited like a search
-        (action "fetch"): no chunks ("empty") for a document that does not exist and for one
-        the caller may not read alike."""
-        base = self._base_record("fetch", request_id, scope, doc_id)
+    def fetch(self, doc_id: str, *, scope: Scope, request_id: str,
+              doc_version: str | None = None, action: str = "fetch") -> Fetched:
+        """One document's chunks that the scope may read now, in order, audited like a search
+        (as `action`: "fetch", or the source viewer's "view" and "download"): no chunks
+        ("empty") for a document that does not exist and for one the caller may not read
+        alike, nor, given `doc_version`, for a version that is not the one in the current index
+        (the record names the version asked for)."""
+        base = self._base_record(action, request_id, scope, doc_id)
+        if doc_version is not None:
+            base["doc_version"] = doc_version
         try:
             retrieved = self._retriever.document(doc_id, scope=scope)
         except RetrievalError as exc:
             self._audit.append({**base, "outcome": "error", "reason": str(exc)})
             raise
+        current = retrieved.hits[0].payload.doc_version if retrieved.hits else None
+        if doc_version is not None and current != doc_version:
+            retrieved = replace(retrieved, hits=[])
         outcome = "ok" if retrieved.hits else "empty"
         self._audit.append({**base, **_result_fields(retrieved), "outcome": outcome})
-        return retrieved
+        return Fetched(retrieved, current)
 
     def record_refusal(self, action: str, request_id: str | None, reason: str,
                        caller: str | None = None, **details: Any) -> None:

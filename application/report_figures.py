@@ -3,9 +3,10 @@
 Each takes the records (dicts as the audit log holds them, oldest first) and returns plain
 JSON-able values. What counts as what:
 
-- a *retrieval* is a record of action search, chat or fetch that was answered (outcome ok,
-  empty or abstain); its *sources* are those of the documents it returned, its *tenants* those
-  of the caller's principals (a caller in two tenants counts in both);
+- a *retrieval* is a record of action search, chat, fetch, or the source viewer's view or
+  download, that was answered (outcome ok, empty or abstain); its *sources* are those of the
+  documents it returned, its *tenants* those of the caller's principals (a caller in two
+  tenants counts in both);
 - a *refusal* is a record with outcome refused (1), or an aggregated `refusals` record (its
   `count`); its subject is the caller, or `address:IP` when there was no caller;
 - *denied-document hits* are hits the permission re-check dropped (`dropped`): the search
@@ -25,7 +26,7 @@ from typing import Any
 
 from policies.principals import split_token
 
-RETRIEVALS = ("search", "chat", "fetch")
+RETRIEVALS = ("search", "chat", "fetch", "view", "download")
 ANSWERED = ("ok", "empty", "abstain")
 
 

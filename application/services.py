@@ -21,6 +21,7 @@ from application.admin import AdminActions
 from application.answering import RetrievalService
 from application.build_jobs import JobRunner
 from application.config_watch import ConfigRules
+from application.documents import Documents
 from application.feedback import FeedbackService
 from application.index_facts import IndexFactsReader
 from application.provisioning import Provisioning
@@ -258,6 +259,7 @@ class Services:
     provisioning: Provisioning
     feedback: FeedbackService
     index_facts: IndexFactsReader
+    documents: Documents
     llm: LlmClient | None = None
     # The web page's sessions and its sign-in at the identity provider ([web]); None when off.
     web_sessions: SessionSealer | None = None
@@ -328,6 +330,7 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     keys = open_keys(settings)
     jobs = open_jobs(settings)
     directory = open_directory(settings)
+    retrieval = RetrievalService(retriever, composer, audit, redactor, standalone=standalone)
     return Services(
         settings=settings,
         embedder=embedder,
@@ -336,7 +339,7 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         catalog=catalog,
         access=access,
         retriever=retriever,
-        retrieval=RetrievalService(retriever, composer, audit, redactor, standalone=standalone),
+        retrieval=retrieval,
         jobs=jobs,
         audit=audit,
         pause=pause,
@@ -350,6 +353,7 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
                                   lambda: policy.version),
         feedback=FeedbackService(open_feedback(settings), audit, redactor),
         index_facts=IndexFactsReader(catalog),
+        documents=Documents(retrieval, settings.sources, settings.ingest.limits),
         llm=llm,
         web_sessions=(SessionSealer.from_file(settings.web_session_key)
                       if settings.web.enabled else None),

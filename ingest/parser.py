@@ -52,6 +52,13 @@ _CONTENT_TYPES: dict[str, str] = {
     ".eml": "message/rfc822",
 }
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_CONTENT_TYPES)
+OTHER_MEDIA_TYPE = "application/octet-stream"
+MEDIA_TYPES: frozenset[str] = frozenset({*_CONTENT_TYPES.values(), OTHER_MEDIA_TYPE})
+
+
+def media_type(name: str) -> str:
+    """The media type of a file named `name`, by its suffix as parsing reads it."""
+    return _CONTENT_TYPES.get(Path(name).suffix.lower(), OTHER_MEDIA_TYPE)
 
 # unstructured parses .eml attachments by default, with the caller's arguments: an image attachment
 # (a signature logo) then fails the whole message, since strategy="fast" refuses images. Index the

@@ -21,9 +21,11 @@ import os
 import stat
 import unicodedata
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from ingest.errors import ConfigError
 from ingest.settings import SourceSettings
@@ -235,19 +237,83 @@ def _unresolved(raw: str, exc: OSError) -> str:
     return f"symbolic link to {raw}, which cannot be resolved ({exc.strerror}), not followed"
 
 
+def locate(source: SourceSettings, uri: str) -> SourceFile | None:
+    """The file at `uri` of `source` now, found as `discover` would find it, or None where
+    discovery would not read it: a uri not in NFC (discovery writes each in NFC), a name a
+    document id may not hold, a hidden or relative part (".", ".."), a directory on the way that
+    is a link or not a directory, a link the source does not follow (one out of the source, say),
+    or no such regular file. For a followed link, `path` is its target, as for discovery."""
+    parts = uri.split("/")
+    if uri != normalize(uri) or unsafe_character(uri) is not None or any(
+            part in ("", ".", "..") or part.startswith(".") for part in parts):
+        return None
+    root = source.path.resolve()
+    here = root
+    for part in parts[:-1]:
+        found = _entry(here, part)
+        if found is None or not _real_directory(found):
+            return None
+        here = found
+    path = _entry(here, parts[-1])
+    return None if path is None else _file(source, root, path, uri, [])
+
+
+def _real_directory(path: Path) -> bool:
+    """A directory, not a link to one: os.walk(followlinks=False) never enters those."""
+    try:
+        return stat.S_ISDIR(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
+def _entry(directory: Path, name: str) -> Path | None:
+    """`directory / name`, or the entry whose name is `name` in NFC (uris are, names on disk
+    need not be), or None."""
+    try:
+        (directory / name).lstat()
+        return directory / name
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return None
+    return next((directory / n for n in sorted(names) if normalize(n) == name), None)
+
+
 def content_hash(path: Path) -> str:
     """The document version: sha256 of the file's bytes.
 
     The file is opened without following a link and must be a regular file, and no directory
     on its path may be a link: a file replaced after discovery is not read (OSError).
     """
+    digest = hashlib.sha256()
+    with _open_regular(path) as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_version(path: Path, version: str, max_bytes: int) -> bytes | None:
+    """The file's bytes if they are still the document version `version` (their sha256), else
+    None: changed, or larger than `max_bytes`. Opened as `content_hash` opens it (OSError if the
+    file or a directory on its path was replaced by a link, or it is not a regular file); what
+    is returned is what was hashed, whatever happens to the file afterwards."""
+    with _open_regular(path) as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes or hashlib.sha256(data).hexdigest() != version:
+        return None
+    return data
+
+
+@contextmanager
+def _open_regular(path: Path) -> Iterator[BinaryIO]:
     if os.path.realpath(path.parent) != os.path.abspath(path.parent):
         raise OSError(f"a directory on the path {path} was replaced by a symbolic link")
-    digest = hashlib.sha256()
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     with os.fdopen(fd, "rb") as handle:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
             raise OSError(f"{path.name} is no longer a regular file")
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        yield handle

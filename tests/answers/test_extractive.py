@@ -61,6 +61,7 @@ def test_two_chunks_of_one_document_are_one_reference_with_their_pages(embedder:
     fields = citation_fields(citation)
     assert (fields["page"], fields["pages"]) == (2, [2, 3])
     assert {h.point_id for h in citation.hits} == {"point-0", "point-1"}
+    assert fields["chunk_ids"] == [h.point_id for h in citation.hits]
 
 
 def test_versions_of_a_document_are_separate_references(embedder: Embedder):

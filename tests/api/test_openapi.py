@@ -17,6 +17,7 @@ from tests.conftest import Deployment, LiveServer, write_example_config
 
 JSON = "application/json"
 NATIVE, OPENAI = "/v1/search", "/v1/chat/completions"
+VIEWER = "/v1/documents/{doc_id}/versions/{doc_version}"
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +63,7 @@ def test_an_openai_route_documents_its_errors_as_an_object(document: dict[str, A
     *((NATIVE, "post", status) for status in STATUSES),
     ("/v1/admin/keys", "post", "403"), ("/v1/admin/keys/{user}", "delete", "422"),
     ("/v1/admin/documents/{doc_id}/acl", "delete", "422"),
+    *((VIEWER + end, "get", status) for end in ("", "/file") for status in ("404", "422")),
 ])
 def test_a_native_route_documents_its_errors_as_a_string(document: dict[str, Any], path: str,
                                                          method: str, status: str):
@@ -82,6 +84,16 @@ def test_every_keyed_route_documents_401_and_the_limits_and_admin_routes_403(
         if "requestBody" in op:
             assert {"400", "422"} <= statuses, (method, path)
     assert document["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+
+
+def test_the_viewers_file_is_documented_as_an_attachment_of_each_media_type(
+        document: dict[str, Any]):
+    ok = document["paths"][VIEWER + "/file"]["get"]["responses"]["200"]
+    assert {"application/pdf", "text/html", "application/octet-stream"} <= set(ok["content"])
+    assert {"Content-Disposition", "X-Content-Type-Options", "Cache-Control"} <= set(
+        ok["headers"])
+    not_found = document["paths"][VIEWER]["get"]["responses"]["404"]["content"][JSON]["schema"]
+    assert "current_version" in _resolve(document, not_found)["properties"]
 
 
 def test_fastapis_own_validation_error_is_documented_nowhere(document: dict[str, Any]):

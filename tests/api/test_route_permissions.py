@@ -53,11 +53,14 @@ def test_every_route_declares_exactly_one_permission(tmp_path: Path):
     several = {name: perms for name, perms in declared.items() if len(set(perms)) > 1}
     assert not several, f"routes with more than one permission: {several}"
     # Only health, readiness and /metrics (which checks its own token) take no API key; only
-    # search, chat, the OpenAI-compatible routes and feedback run on the caller's own access.
+    # search, chat, the OpenAI-compatible routes and feedback run on the caller's own access,
     assert sorted(n for n, p in declared.items() if p[0] == PUBLIC) == [
         "['GET'] /.well-known/oauth-protected-resource/mcp", "['GET'] /healthz",
         "['GET'] /metrics", "['GET'] /readyz"]
+    # ... and the source viewer, which re-checks the caller's access to the document.
     assert sorted(n for n, p in declared.items() if p[0] == CALLER) == [
+        "['GET'] /v1/documents/{doc_id:path}/versions/{doc_version}",
+        "['GET'] /v1/documents/{doc_id:path}/versions/{doc_version}/file",
         "['GET'] /v1/models", "['POST'] /v1/chat", "['POST'] /v1/chat/completions",
         "['POST'] /v1/feedback", "['POST'] /v1/search"]
     scim = [n for n in declared if "/scim/v2/" in n]

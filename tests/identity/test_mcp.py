@@ -79,6 +79,9 @@ def test_fetch_gives_a_permitted_document_and_the_same_answer_for_forbidden_and_
     assert own["doc_id"] == "hr:salary-bands.docx" and own["chunks"] >= 1
     assert own["text"].strip() and own["doc_version"] and own["ingested_at"]
     assert own["source_modified_at"]
+    # Described as the source viewer describes it (application/documents.py document_fields).
+    assert "\n\n".join(s["text"] for s in own["sections"]) == own["text"]
+    assert [s["chunk_index"] for s in own["sections"]] == list(range(own["chunks"]))
     assert forbidden[0] == unknown[0] == "error"
     assert forbidden[1].replace("q3-budget", "X") == unknown[1].replace("no-such", "X")
     records = [json.loads(line) for line in

@@ -16,7 +16,7 @@ from control.acl_overrides import AclOverrides
 from control.quarantine import Quarantine
 from ingest.pipeline import build_index_version
 from ingest.settings import IngestSettings, SourceSettings
-from ingest.sources import Skipped, content_hash, discover, printable
+from ingest.sources import Skipped, content_hash, discover, locate, printable, read_version
 from policies.acl_rules import AclRule
 from retrieval.access import DocumentAccess
 from retrieval.edge_store import EdgeBackend
@@ -123,6 +123,39 @@ def test_a_file_replaced_by_a_link_after_discovery_is_not_read(tmp_path: Path):
     (root / "sub").symlink_to(root / "sub-moved")
     with pytest.raises(OSError, match="replaced by a symbolic link"):
         content_hash(files["sub/a.md"].path)
+
+
+@pytest.mark.parametrize("links", ["skip", "within_source"])
+def test_locate_finds_a_file_again_exactly_as_discovery_finds_it(tmp_path: Path, links: str):
+    root = _tree(tmp_path)
+    nfd = "cafe\u0301.md"  # as macOS saves it; its uri is NFC
+    (root / nfd).write_text("# Cafe\n\nMenu.\n")
+    source = _source(root, links)
+    found = {f.uri: f for f in discover([source])}
+    assert "caf\u00e9.md" in found
+    listed = [p.relative_to(root).as_posix() for p in root.rglob("*")]
+    for uri in {*listed, *found, "caf\u00e9.md"}:
+        assert locate(source, uri) == found.get(uri), uri
+    # What discovery never reads: out of the source, hidden, through a link to a directory.
+    for uri in ("../outside/secret.md", ".private/x.md", "board/../real.md", "./real.md",
+                "/etc/passwd", "board//plan.md", "", "linked-board/plan.md",
+                "outside-dir/secret.md", "public/no-such.md", "real.md/x", "real\u202e.md"):
+        assert locate(source, uri) is None, uri
+
+
+def test_read_version_gives_the_bytes_only_while_they_are_that_version(tmp_path: Path):
+    root = _tree(tmp_path)
+    path = root / "real.md"
+    data = path.read_bytes()
+    version = content_hash(path)
+    assert read_version(path, version, len(data)) == data
+    assert read_version(path, version, len(data) - 1) is None  # over the limit
+    path.write_bytes(data + b"more\n")
+    assert read_version(path, version, 1 << 20) is None
+    path.unlink()
+    path.symlink_to(root / "board" / "plan.md")
+    with pytest.raises(OSError):
+        read_version(path, content_hash(root / "board" / "plan.md"), 1 << 20)
 
 
 def _catalog(tmp_path: Path) -> VersionCatalog:

@@ -31,7 +31,6 @@ from api.deps import (
     get_scope,
     web_session,
 )
-from api.openapi import BODY, LIMITS, errors
 from api.schemas import RequestBody
 from api.web_cookies import (
     clear_login_cookie,
@@ -56,6 +55,7 @@ from identity.web_session import (
 from retrieval.scope import Scope
 
 log = logging.getLogger(__name__)
+# The page's own calls, not part of the public API: left out of the OpenAPI document.
 router = APIRouter()
 
 # Why a sign-in at the identity provider failed, as the page is told (it words each one).
@@ -93,14 +93,14 @@ def _sessions(services: Services) -> SessionSealer:
 
 
 @router.get("/auth/options", dependencies=[Public], response_model=SignInOptions,
-            responses=errors(*LIMITS, 404))
+            include_in_schema=False)
 def sign_in_options(services: ServicesDep) -> dict[str, bool]:
     _sessions(services)
     return {"key": True, "organisation": services.web_login is not None}
 
 
 @router.post("/auth/key", dependencies=[Public], response_model=SessionOut,
-             responses=errors(401, 403, 404, *LIMITS, *BODY, 500))
+             include_in_schema=False)
 def sign_in_with_key(body: KeySignIn, request: Request, services: ServicesDep,
                      limits: LimitsDep, request_id: RequestIdDep) -> JSONResponse:
     sessions = _sessions(services)
@@ -117,7 +117,7 @@ def sign_in_with_key(body: KeySignIn, request: Request, services: ServicesDep,
 
 
 @router.get("/auth/session", dependencies=[Public], response_model=SessionOut,
-            responses=errors(401, 404, *LIMITS, 500))
+            include_in_schema=False)
 def current_session(request: Request, services: ServicesDep, limits: LimitsDep,
                     request_id: RequestIdDep) -> dict[str, Any]:
     """Who the page is signed in as, checked now, and what is paused."""
@@ -131,7 +131,7 @@ def current_session(request: Request, services: ServicesDep, limits: LimitsDep,
 
 
 @router.post("/auth/logout", dependencies=[Public], status_code=204,
-             responses=errors(403, 404, *LIMITS, 500))
+             include_in_schema=False)
 def sign_out(request: Request, services: ServicesDep, limits: LimitsDep,
              request_id: RequestIdDep) -> Response:
     _sessions(services)

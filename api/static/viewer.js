@@ -23,6 +23,20 @@ async function start() {
     return;
   }
   if (response.status === 404) {
+    let current = null;
+    try {
+      current = (await response.json()).current_version || null;
+    } catch (_) { /* no body */ }
+    if (current) {
+      // Only a caller who may read the document is told its current version.
+      refuse('This version of the document has been replaced since it was cited.');
+      const link = el('a', {
+        text: 'Open the current version',
+        attrs: { href: window.location.pathname.replace(/\/versions\/[^/]+$/, `/versions/${current}`) },
+      });
+      $('viewer-error').after(el('p', { cls: 'panel' }, [link]));
+      return;
+    }
     refuse('This document version is not available to you: it may not exist, or you may not '
       + 'have access to it.');
     return;
@@ -45,7 +59,10 @@ async function start() {
   }
   let cited = null;
   const sections = doc.sections.map((section) => {
-    const heading = [section.section, section.page !== null && section.page !== undefined
+    // The nearest heading, unless the passage starts with it anyway; and the page.
+    const named = section.section && !section.text.startsWith(section.section)
+      ? section.section : null;
+    const heading = [named, section.page !== null && section.page !== undefined
       ? `page ${section.page}` : null].filter(Boolean).join(' \u00b7 ');
     const text = el('p', { cls: 'chunk-text', text: section.text });
     const node = el('section', {

@@ -52,11 +52,15 @@ def test_every_route_declares_exactly_one_permission(tmp_path: Path):
     assert not missing, f"routes that declare no permission: {missing}"
     several = {name: perms for name, perms in declared.items() if len(set(perms)) > 1}
     assert not several, f"routes with more than one permission: {several}"
-    # Only health, readiness and /metrics (which checks its own token) take no API key; only
+    # Only health, readiness, /metrics (which checks its own token), the web page's static
+    # files and its sign-in (which checks the credential it is given) take no API key; only
     # search, chat, the OpenAI-compatible routes and feedback run on the caller's own access,
     assert sorted(n for n, p in declared.items() if p[0] == PUBLIC) == [
-        "['GET'] /.well-known/oauth-protected-resource/mcp", "['GET'] /healthz",
-        "['GET'] /metrics", "['GET'] /readyz"]
+        "['GET'] /", "['GET'] /.well-known/oauth-protected-resource/mcp",
+        "['GET'] /auth/callback", "['GET'] /auth/login", "['GET'] /auth/options",
+        "['GET'] /auth/session", "['GET'] /documents/{doc_id:path}/versions/{doc_version}",
+        "['GET'] /healthz", "['GET'] /metrics", "['GET'] /readyz", "['GET'] /static/{name}",
+        "['POST'] /auth/key", "['POST'] /auth/logout"]
     # ... and the source viewer, which re-checks the caller's access to the document.
     assert sorted(n for n, p in declared.items() if p[0] == CALLER) == [
         "['GET'] /v1/documents/{doc_id:path}/versions/{doc_version}",

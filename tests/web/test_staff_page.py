@@ -48,6 +48,25 @@ CANARY = "CANARY-7Q4Z-PAYROLL"
 CANARY_DOC = "hr:on-call-allowance.md"
 CANARY_TITLE = "On-call allowance"
 QUESTION = "What is the weekly on-call allowance?"
+# An HR document only group:hr may read (alice), several sections long; the canary is in one.
+CANARY_DOCUMENT = f"""# {CANARY_TITLE}
+
+## Who is on the rota
+
+Engineers and support staff who carry the pager outside office hours are on the on-call rota.
+The rota is published by each team lead four weeks ahead, and swaps are agreed between
+colleagues and recorded in the rota before the week starts.
+
+## The allowance
+
+Staff on the on-call rota receive a weekly on-call allowance of 412 euros, paid with the
+monthly salary. The payroll code of the allowance is {CANARY}.
+
+## Calls outside office hours
+
+Time spent on a call outside office hours is paid as overtime on top of the allowance, and a
+call that ends after midnight gives the right to start the next working day four hours later.
+"""
 CLIENT_ID = "clearance-web"
 WAIT_MS = 120_000  # an answer on a busy machine; nothing here depends on speed
 MODES_IN_WORDS = {
@@ -74,10 +93,8 @@ def staff_site(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
                ) -> Iterator[StaffSite]:
     root = tmp_path_factory.mktemp("staff-page")
     config = write_example_config(root)
-    (root / "docs" / "hr" / "on-call-allowance.md").write_text(
-        f"# {CANARY_TITLE}\n\nStaff on the on-call rota receive a weekly on-call allowance of "
-        f"412 euros, paid with the monthly salary. The payroll code of the allowance is "
-        f"{CANARY}.\n", encoding="utf-8")
+    (root / "docs" / "hr" / "on-call-allowance.md").write_text(CANARY_DOCUMENT,
+                                                              encoding="utf-8")
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     config.write_text(config.read_text(encoding="utf-8") + f"""

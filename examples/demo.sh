@@ -13,6 +13,7 @@ for user in alice bob carol dave erin root; do
   echo "     -H 'Content-Type: application/json' -d '{\"message\": \"How many days of annual leave do we get?\"}'"
 done
 echo
+echo "The staff page: open http://127.0.0.1:8000/ and sign in with one of the keys above."
 echo "Search instead of chat: POST /v1/search with {\"query\": \"...\", \"top_k\": 5}."
 echo "API docs: http://127.0.0.1:8000/docs   Stop the server with Ctrl-C."
 echo

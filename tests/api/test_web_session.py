@@ -254,3 +254,92 @@ def test_the_page_can_be_turned_off(tmp_path: Path, embedder: Embedder):
         client.cookies.set(SESSION_COOKIE, "anything")
         refused = client.post("/v1/search", json={"query": "leave"})
         assert refused.status_code == 401 and "turned off" in refused.json()["error"]
+
+
+def _login_app(tmp_path: Path, embedder: Embedder) -> Any:
+    """The example config with sign-in at a provider on a loopback port nobody listens on."""
+    from api.app import create_app
+    from application.services import build_services
+    from application.settings import load_settings
+    from tests.conftest import write_example_config
+    from tests.identity.oidc_provider import free_port
+    config = write_example_config(tmp_path)
+    issuer = f"http://127.0.0.1:{free_port()}"
+    config.write_text(config.read_text(encoding="utf-8") + f"""
+[[oidc.issuers]]
+issuer = "{issuer}"
+audience = "https://clearance.test"
+
+[web.login]
+issuer = "{issuer}"
+client_id = "clearance-web"
+""", encoding="utf-8")
+    settings = load_settings(config)
+    return create_app(settings, build_services(settings, embedder=embedder)), settings
+
+
+def test_a_failed_sign_in_at_the_provider_goes_back_to_the_page_with_a_reason_code(
+        tmp_path: Path, embedder: Embedder):
+    from fastapi.testclient import TestClient
+    app, settings = _login_app(tmp_path, embedder)
+    with TestClient(app, follow_redirects=False) as client:
+        assert client.get("/auth/options").json() == {"key": True, "organisation": True}
+        down = client.get("/auth/login")  # the provider cannot be reached
+        assert down.status_code == 303 and down.headers["location"] == "/?signin=unavailable"
+        no_login = client.get("/auth/callback", params={"code": "c", "state": "s"})
+        assert no_login.headers["location"] == "/?signin=expired"
+        # A login cookie of ours, but the state the provider sent back is another.
+        from identity.web_session import LOGIN_COOKIE, new_login
+        sealer = SessionSealer.from_file(settings.web_session_key)
+        pending = new_login("http://testserver/auth/callback")
+        client.cookies.set(LOGIN_COOKIE, sealer.seal_login(pending), path="/auth/callback")
+        wrong_state = client.get("/auth/callback", params={"code": "c", "state": "other"})
+        assert wrong_state.headers["location"] == "/?signin=state"
+        client.cookies.set(LOGIN_COOKIE, sealer.seal_login(pending), path="/auth/callback")
+        refused = client.get("/auth/callback", params={"error": "access_denied",
+                                                        "state": pending.state})
+        assert refused.headers["location"] == "/?signin=refused"
+        # A session cookie is not a login cookie, nor the other way round.
+        client.cookies.set(LOGIN_COOKIE, sealer.seal(new_session("dave", "key", "k", 4e9)),
+                           path="/auth/callback")
+        assert client.get("/auth/callback", params={"code": "c", "state": "s"}).headers[
+            "location"] == "/?signin=expired"
+        for cookie in (down, no_login, wrong_state, refused):
+            assert SESSION_COOKIE not in cookie.headers.get("set-cookie", "")
+    lines = settings.audit_log.read_text(encoding="utf-8").splitlines()
+    refusals = [r for r in map(json.loads, lines) if r.get("action") == "signin"]
+    assert [r["outcome"] for r in refusals] == ["refused"] * 5
+    assert "cannot be reached" in refusals[0]["reason"]
+
+
+def test_the_login_redirect_carries_pkce_and_the_audience(tmp_path: Path, embedder: Embedder):
+    """What the browser is sent to the provider with: S256 PKCE, state, the resource."""
+    from urllib.parse import parse_qs, urlparse
+
+    from identity.oidc_login import OidcLogin, WebLoginSettings
+    from identity.web_session import code_challenge, new_login
+    login = OidcLogin(WebLoginSettings(issuer="https://idp.example", client_id="web"),
+                      "https://clearance.test")
+    login._endpoints = ("https://idp.example/authorize", "https://idp.example/token")
+    pending = new_login("https://clearance.example/auth/callback")
+    query = parse_qs(urlparse(login.authorization_url(pending)).query)
+    assert query["code_challenge"] == [code_challenge(pending.code_verifier)]
+    assert query["code_challenge_method"] == ["S256"] and query["state"] == [pending.state]
+    assert query["resource"] == ["https://clearance.test"]
+    assert query["response_type"] == ["code"] and query["client_id"] == ["web"]
+    assert "code_verifier" not in query and 43 <= len(pending.code_verifier) <= 128
+    login.close()
+
+
+def test_a_login_issuer_must_be_a_configured_one(tmp_path: Path):
+    from application.settings import load_settings
+    from ingest.errors import ConfigError
+    from tests.conftest import write_example_config
+    config = write_example_config(tmp_path)
+    config.write_text(config.read_text(encoding="utf-8") + """
+[web.login]
+issuer = "https://idp.example"
+client_id = "clearance-web"
+""", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"web.login.issuer .* is not one of \[\[oidc"):
+        load_settings(config)

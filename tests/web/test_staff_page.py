@@ -28,9 +28,18 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
-from application.services import open_pause_switch
+from api.app import create_app
+from application.services import build_services, open_pause_switch
+from application.settings import load_settings
 from retrieval.embedder import Embedder
-from tests.conftest import EXAMPLE_USERS, Deployment, serve_config, write_example_config
+from tests.conftest import (
+    EXAMPLE_USERS,
+    Deployment,
+    LiveServer,
+    serve_config,
+    write_example_config,
+)
+from tests.fakes.openai_server import fake_llm
 from tests.identity.oidc_provider import (
     AUDIENCE,
     OidcProvider,
@@ -48,6 +57,7 @@ CANARY = "CANARY-7Q4Z-PAYROLL"
 CANARY_DOC = "hr:on-call-allowance.md"
 CANARY_TITLE = "On-call allowance"
 QUESTION = "What is the weekly on-call allowance?"
+SALARY_QUESTION = "What is the salary range of band L3?"
 # An HR document only group:hr may read (alice), several sections long; the canary is in one.
 CANARY_DOCUMENT = f"""# {CANARY_TITLE}
 
@@ -135,8 +145,8 @@ def new_context(browser: Browser) -> Iterator[Any]:
         context.close()
 
 
-def sign_in_with_key(page: Page, site: StaffSite, user: str) -> None:
-    page.goto(site.url + "/")
+def sign_in_with_key(page: Page, site: StaffSite, user: str, url: str | None = None) -> None:
+    page.goto((url or site.url) + "/")
     page.get_by_label("Or use a personal API key").fill(site.deployed.keys[user])
     page.get_by_role("button", name="Sign in with key").click()
     expect(page.locator("#who-name")).to_have_text(user)
@@ -205,6 +215,12 @@ def test_two_users_ask_the_same_question_and_only_the_reader_sees_the_hr_source(
         assert answer.locator(".mode").inner_text() in MODES_IN_WORDS
     facts = alice_answer.locator(".citation .facts").first.inner_text()
     assert "version " in facts and "modified " in facts and "ingested " in facts
+    # A question only HR documents answer: alice gets the salary bands, dave an abstention.
+    alice_salary, dave_salary = ask(alice, SALARY_QUESTION), ask(dave, SALARY_QUESTION)
+    assert alice_salary.locator(".mode").inner_text() == "Quoted from your sources"
+    assert alice_salary.locator(".citation").count() >= 1
+    assert dave_salary.locator(".mode").inner_text() == "Not found in sources you can access"
+    assert dave_salary.locator(".citation").count() == 0
 
     # Nothing dave's browser received holds the canary: no page, no stream, no JSON.
     dave_log.assert_never_seen(CANARY)
@@ -344,3 +360,31 @@ def test_the_page_fits_a_phone_screen(staff_site: StaffSite, new_context: Any, s
         assert box is not None and box["height"] >= 40, (name, box)  # big enough to tap
     page.screenshot(path=str(shots / "chat-phone.png"), full_page=True)
     assert serious(page) == []
+
+
+def test_a_failing_model_is_named_in_words(staff_site: StaffSite, new_context: Any,
+                                           embedder: Embedder):
+    """The same index and keys served by a second app whose LLM (a FAKE OpenAI-protocol
+    server, the real one cannot run here) answers 503: the page says the answer is extractive
+    because the model is unavailable."""
+    deployed = staff_site.deployed
+    with fake_llm() as llm:
+        llm.status = 503
+        config = deployed.root / "clearance-llm.toml"
+        config.write_text(deployed.config.read_text(encoding="utf-8") + f"""
+[llm]
+provider = "openai"
+base_url = "{llm.url}"
+model = "fake-model"
+timeout_s = 30
+""", encoding="utf-8")
+        settings = load_settings(config)
+        with LiveServer(create_app(settings, build_services(settings, embedder=embedder))
+                        ) as url:
+            page = new_context().new_page()
+            sign_in_with_key(page, staff_site, "dave", url)
+            answer = ask(page, "How many days of annual leave do staff get?")
+            expect(answer.locator(".mode")).to_have_text("Model unavailable: extractive answer")
+            expect(answer.locator(".answer-notice")).to_contain_text("did not answer")
+            assert answer.locator(".citation").count() >= 1
+        assert llm.requests, "the model was asked first"

@@ -343,3 +343,24 @@ client_id = "clearance-web"
 """, encoding="utf-8")
     with pytest.raises(ConfigError, match=r"web.login.issuer .* is not one of \[\[oidc"):
         load_settings(config)
+
+
+@pytest.mark.parametrize(("scheme", "setting", "secure"), [
+    ("http", "auto", False), ("https", "auto", True), ("http", "always", True)])
+def test_the_cookies_are_secure_where_the_browser_came_over_tls(scheme: str, setting: str,
+                                                                 secure: bool):
+    from fastapi import Request, Response
+
+    from api.web_cookies import set_login_cookie, set_session_cookie
+    from application.settings import WebSettings
+    request = Request({"type": "http", "scheme": scheme, "method": "GET", "path": "/",
+                       "headers": [(b"host", b"clearance.example")], "query_string": b"",
+                       "server": ("clearance.example", 443 if scheme == "https" else 80)})
+    web = WebSettings(cookie_secure=setting)  # type: ignore[arg-type]
+    response = Response()
+    set_session_cookie(response, request, web, "sealed", 3600)
+    set_login_cookie(response, request, web, "pending")
+    for cookie in response.headers.getlist("set-cookie"):
+        attributes = {a.strip().lower() for a in cookie.split(";")[1:]}
+        assert ("secure" in attributes) is secure, cookie
+        assert {"httponly", "samesite=lax"} <= attributes

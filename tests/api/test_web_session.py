@@ -262,18 +262,10 @@ def _login_app(tmp_path: Path, embedder: Embedder) -> Any:
     from application.services import build_services
     from application.settings import load_settings
     from tests.conftest import write_example_config
-    from tests.identity.oidc_provider import free_port
+    from tests.identity.oidc_provider import free_port, web_login_config
     config = write_example_config(tmp_path)
-    issuer = f"http://127.0.0.1:{free_port()}"
-    config.write_text(config.read_text(encoding="utf-8") + f"""
-[[oidc.issuers]]
-issuer = "{issuer}"
-audience = "https://clearance.test"
-
-[web.login]
-issuer = "{issuer}"
-client_id = "clearance-web"
-""", encoding="utf-8")
+    config.write_text(config.read_text(encoding="utf-8")
+                      + web_login_config(f"http://127.0.0.1:{free_port()}"), encoding="utf-8")
     settings = load_settings(config)
     return create_app(settings, build_services(settings, embedder=embedder)), settings
 

@@ -35,6 +35,15 @@ def signing_key(kid: str) -> dict[str, Any]:
     return {**jwk, "kid": kid, "use": "sig", "alg": "RS256"}
 
 
+WEB_CLIENT_ID = "clearance-web"
+
+
+def web_login_config(issuer: str) -> str:
+    """The config lines that accept the provider's tokens and sign the staff page in there."""
+    return (f'\n[[oidc.issuers]]\nissuer = "{issuer}"\naudience = "{AUDIENCE}"\n\n'
+            f'[web.login]\nissuer = "{issuer}"\nclient_id = "{WEB_CLIENT_ID}"\n')
+
+
 def password(user: str) -> str:
     """The user's password at the login form (and their client secret)."""
     return f"secret-{user}"

@@ -41,12 +41,13 @@ from tests.conftest import (
 )
 from tests.fakes.openai_server import fake_llm
 from tests.identity.oidc_provider import (
-    AUDIENCE,
+    WEB_CLIENT_ID,
     OidcProvider,
     free_port,
     oidc_provider,
     password,
     signing_key,
+    web_login_config,
 )
 from tests.web.browser import axe_violations
 from tests.web.network_log import NetworkLog
@@ -77,7 +78,6 @@ monthly salary. The payroll code of the allowance is {CANARY}.
 Time spent on a call outside office hours is paid as overtime on top of the allowance, and a
 call that ends after midnight gives the right to start the next working day four hours later.
 """
-CLIENT_ID = "clearance-web"
 WAIT_MS = 120_000  # an answer on a busy machine; nothing here depends on speed
 MODES_IN_WORDS = {
     "Quoted from your sources", "Not found in sources you can access",
@@ -106,18 +106,11 @@ def staff_site(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
     (root / "docs" / "hr" / "on-call-allowance.md").write_text(CANARY_DOCUMENT,
                                                               encoding="utf-8")
     port = free_port()
-    issuer = f"http://127.0.0.1:{port}"
-    config.write_text(config.read_text(encoding="utf-8") + f"""
-[[oidc.issuers]]
-issuer = "{issuer}"
-audience = "{AUDIENCE}"
-
-[web.login]
-issuer = "{issuer}"
-client_id = "{CLIENT_ID}"
-""", encoding="utf-8")
+    config.write_text(config.read_text(encoding="utf-8")
+                      + web_login_config(f"http://127.0.0.1:{port}"), encoding="utf-8")
     with serve_config(config, embedder, EXAMPLE_USERS) as deployed:
-        web_client = {"client_id": CLIENT_ID, "redirect_uris": [f"{deployed.url}/auth/callback"]}
+        web_client = {"client_id": WEB_CLIENT_ID,
+                      "redirect_uris": [f"{deployed.url}/auth/callback"]}
         with oidc_provider(port, [signing_key("k1")], users=["alice", "dave"],
                            web_clients=[web_client]) as provider:
             yield StaffSite(deployed, provider)

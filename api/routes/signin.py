@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 # The page's own calls, not part of the public API: left out of the OpenAPI document.
 router = APIRouter()
 
+# Browsers keep a cookie of at most 4096 bytes; sealing adds about a third and a little more.
+MAX_TOKEN_CHARS = 2700
 # Why a sign-in at the identity provider failed, as the page is told (it words each one).
 FailureCode = Literal["expired", "refused", "state", "provider", "token", "user", "unavailable"]
 
@@ -201,6 +203,10 @@ def sign_in_callback(
                        "the identity provider sent no code")
     try:
         token = login.exchange(code, pending)
+        if len(token) > MAX_TOKEN_CHARS:
+            raise TokenRejected(f"the access token is {len(token)} characters, too large for a "
+                                f"cookie (at most {MAX_TOKEN_CHARS}): have the identity provider "
+                                "leave group claims out of this client's tokens")
         identity = services.oidc.verify(token)
     except (LoginFailed, TokenRejected) as exc:
         reason: FailureCode = "provider" if isinstance(exc, LoginFailed) else "token"

@@ -356,3 +356,30 @@ def test_the_cookies_are_secure_where_the_browser_came_over_tls(scheme: str, set
         attributes = {a.strip().lower() for a in cookie.split(";")[1:]}
         assert ("secure" in attributes) is secure, cookie
         assert {"httponly", "samesite=lax"} <= attributes
+
+
+def test_an_access_token_too_large_for_a_cookie_is_refused_with_why(
+        tmp_path: Path, embedder: Embedder):
+    """The provider's token response is FAKED here (a real provider's token of that size
+    needs hundreds of group claims): the sign-in is refused, not sealed into a cookie the
+    browser would silently drop."""
+    from fastapi.testclient import TestClient
+
+    from api.routes.signin import MAX_TOKEN_CHARS
+    from identity.web_session import LOGIN_COOKIE, new_login
+    app, settings = _login_app(tmp_path, embedder)
+    services = app.state.services
+    services.web_login.exchange = lambda code, pending: "x" * (MAX_TOKEN_CHARS + 1)
+    sealer = SessionSealer.from_file(settings.web_session_key)
+    pending = new_login("http://testserver/auth/callback")
+    with TestClient(app, follow_redirects=False) as client:
+        client.cookies.set(LOGIN_COOKIE, sealer.seal_login(pending), path="/auth/callback")
+        refused = client.get("/auth/callback", params={"code": "c", "state": pending.state})
+        assert refused.headers["location"] == "/?signin=token"
+        assert SESSION_COOKIE not in refused.headers.get("set-cookie", "")
+    lines = settings.audit_log.read_text(encoding="utf-8").splitlines()
+    reasons = [r["reason"] for r in map(json.loads, lines) if r.get("action") == "signin"]
+    assert "too large for a cookie" in reasons[-1]
+    # The largest token accepted still fits a browser's 4096-byte cookie, with a long name.
+    sealed = sealer.seal(new_session("u" * 64, "oidc", "x" * MAX_TOKEN_CHARS, 4e9))
+    assert len(SESSION_COOKIE) + 1 + len(sealed) <= 4096

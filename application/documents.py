@@ -64,6 +64,7 @@ def document_fields(retrieved: Retrieved, *, cited: str | None = None) -> dict[s
                       "page": h.payload.page, "section": h.payload.section,
                       "text": h.payload.text, "cited": h.point_id == cited}
                      for h in retrieved.hits],
+        "complete": retrieved.complete,
     }
 
 

@@ -36,6 +36,9 @@ class Retrieved:
     # The caller's permission check on this version, for checking chunks again downstream.
     permitted: Callable[[ChunkPayload], bool]
     mode: SearchMode = SearchMode.DENSE  # how the hits were ranked
+    # False when a document has more chunks than `Retriever.document` returns: `hits` are then
+    # some of them, not all, and whoever shows them must say so.
+    complete: bool = True
 
 
 class Retriever:
@@ -138,7 +141,8 @@ class Retriever:
         if dropped:
             log.error("permission re-check dropped %d chunk(s) of %s for %s in %s", dropped,
                       doc_id, scope.user, version)
-        return Retrieved(version, kept, dropped, permitted, SearchMode.DENSE)
+        return Retrieved(version, kept, dropped, permitted, SearchMode.DENSE,
+                         complete=len(hits) < max_chunks)
 
     def check_current(self) -> str | None:
         """Why the current version cannot be searched now, or None if it can (for /healthz:

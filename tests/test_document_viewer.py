@@ -112,6 +112,7 @@ def test_a_permitted_user_opens_the_cited_version_at_the_cited_chunk(deployed: D
     assert body["doc_version"] == _version(deployed, EXPENSES)
     assert body["source_modified_at"] and body["ingested_at"]
     sections = body["sections"]
+    assert body["complete"] is True
     assert [s["chunk_index"] for s in sections] == list(range(len(sections)))
     assert [s["chunk_id"] for s in sections if s["cited"]] == [cited]
     assert set(citation["chunk_ids"]) <= {s["chunk_id"] for s in sections}
@@ -288,3 +289,23 @@ def test_a_malformed_version_is_a_422_naming_it(deployed: Deployment, version: s
     response = _get(deployed, "dave", WELCOME, version)
     assert response.status_code == 422
     assert "path.doc_version" in response.json()["error"]
+
+
+def test_a_document_longer_than_one_response_is_marked_incomplete(deployed: Deployment,
+                                                                   embedder: Embedder):
+    """`Retriever.document` returns at most `max_chunks` chunks; past that the sections are
+    some of the document's, and the viewer and MCP fetch say so (`complete`)."""
+    from application.documents import document_fields
+    from application.services import build_services
+    from retrieval.scope import scope_for
+    services = build_services(deployed.settings, embedder=embedder)
+    try:
+        scope = scope_for(services.policy, "dave")
+        whole = services.retriever.document(EXPENSES, scope=scope)
+        assert len(whole.hits) >= 2 and whole.complete
+        part = services.retriever.document(EXPENSES, scope=scope, max_chunks=1)
+        assert len(part.hits) == 1 and part.complete is False
+        assert document_fields(part)["complete"] is False
+        assert document_fields(whole)["complete"] is True
+    finally:
+        services.close()

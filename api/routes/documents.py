@@ -68,6 +68,8 @@ class DocumentResponse(BaseModel):
     ingested_at: str
     pages: list[int]
     sections: list[Section]
+    complete: bool = Field(description="False when the document has more passages than one "
+                                       "response holds (2000): `sections` are then some of them")
     file: OriginalFile
 
 

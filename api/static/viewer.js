@@ -81,6 +81,14 @@ async function start() {
     return node;
   });
   $('sections').replaceChildren(...sections);
+  if (!doc.complete) {
+    $('sections').before(el('p', {
+      cls: 'notice',
+      attrs: { role: 'note' },
+      text: `This document is longer than the viewer shows: only ${doc.sections.length} of its `
+        + 'passages are here. Download the original to read it all.',
+    }));
+  }
   show($('loading'), false);
   show($('document'));
   if (cited) {

@@ -218,6 +218,8 @@ def test_two_users_ask_the_same_question_and_only_the_reader_sees_the_hr_source(
     # Nothing dave's browser received holds the canary: no page, no stream, no JSON.
     dave_log.assert_never_seen(CANARY)
     assert CANARY not in dave.content()
+    print(f"dave's browser received {len(dave_log.entries)} responses "
+          f"({sum(len(e.body or b'') for e in dave_log.entries)} bytes): none holds the canary")
     # The session cookie: HttpOnly, SameSite=Lax; the page's scripts cannot read it.
     cookies = {c["name"]: c for c in dave_context.cookies()}
     assert cookies["clearance_session"]["httpOnly"] is True
@@ -229,6 +231,7 @@ def test_two_users_ask_the_same_question_and_only_the_reader_sees_the_hr_source(
     alice.screenshot(path=str(shots / "chat-alice.png"), full_page=True)
     dave.screenshot(path=str(shots / "chat-dave.png"), full_page=True)
     assert serious(alice) == [] and serious(dave) == []
+    print("axe-core on the chat page (alice, dave): 0 serious or critical violations")
 
 
 def test_a_citation_opens_the_cited_passage_and_is_refused_once_access_is_revoked(

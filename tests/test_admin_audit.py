@@ -71,8 +71,10 @@ HTTP_CALLS: dict[tuple[str, str], tuple[str, dict[str, Any] | None, int, str, st
 }
 # Routes that change nothing an admin action covers: retrievals, audited by their own tests.
 RETRIEVALS = {("POST", "/v1/search"), ("POST", "/v1/chat"), ("POST", "/v1/chat/completions")}
-# A caller's own rating of an answer, audited as "feedback" (tests/test_feedback_http.py).
-OWN_CALLS = {("POST", "/v1/feedback")}
+# A caller's own rating of an answer, audited as "feedback" (tests/test_feedback_http.py), and
+# the web page's sign-in and sign-out, audited as "signin" and "signout"
+# (tests/api/test_web_session.py).
+OWN_CALLS = {("POST", "/v1/feedback"), ("POST", "/auth/key"), ("POST", "/auth/logout")}
 
 # The SCIM routes: the identity provider's, with a provisioning key, not admin actions. Their
 # records (scim.users.* and scim.groups.*, naming provisioning:NAME) are checked in

@@ -85,6 +85,12 @@ MODES_IN_WORDS = {
 }
 
 
+# A staff document whose text looks like HTML: the page must show it as text, run nothing.
+MARKUP_DOCUMENT = ("Kiosk banner\n\nThe lobby kiosk banner reads <b>Welcome</b> to Larkspur "
+                   "<img src=x onerror=alert(1)> and it is changed by the front desk.\n")
+MARKUP_QUESTION = "What does the lobby kiosk banner read?"
+
+
 @dataclass
 class StaffSite:
     deployed: Deployment
@@ -105,6 +111,8 @@ def staff_site(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
     config = write_example_config(root)
     (root / "docs" / "hr" / "on-call-allowance.md").write_text(CANARY_DOCUMENT,
                                                               encoding="utf-8")
+    (root / "docs" / "handbook" / "kiosk-banner.txt").write_text(MARKUP_DOCUMENT,
+                                                                encoding="utf-8")
     port = free_port()
     config.write_text(config.read_text(encoding="utf-8")
                       + web_login_config(f"http://127.0.0.1:{port}"), encoding="utf-8")
@@ -384,3 +392,21 @@ timeout_s = 30
             expect(answer.locator(".answer-notice")).to_contain_text("did not answer")
             assert answer.locator(".citation").count() >= 1
         assert llm.requests, "the model was asked first"
+
+
+def test_text_that_looks_like_html_is_shown_as_text_and_runs_nothing(
+        staff_site: StaffSite, new_context: Any):
+    page = new_context().new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    sign_in_with_key(page, staff_site, "dave")
+    answer = ask(page, MARKUP_QUESTION)
+    expect(answer.locator(".answer-text")).to_contain_text("<b>Welcome</b>")
+    assert answer.locator("b, img").count() == 0  # nothing of it became an element
+    link = answer.locator(".citation a").first
+    with page.context.expect_page() as opened:
+        link.click()
+    viewer = opened.value
+    expect(viewer.locator(".chunk.cited")).to_contain_text("onerror=alert(1)")
+    assert viewer.locator("#sections b, #sections img").count() == 0
+    assert dialogs == []

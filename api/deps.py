@@ -175,6 +175,10 @@ def web_session(request: Request, services: Services, limits: Limits,
     except SessionRejected as exc:
         _unauthorized(limits, request, request_id, str(exc), wrong_key=False,
                       hint=SESSION_HINT)
+    signouts = services.web_signouts
+    if signouts is not None and signouts.signed_out(sessions.session_id(session)):
+        _unauthorized(limits, request, request_id, "this session was signed out",
+                      wrong_key=False, hint=SESSION_HINT)
     if request.method not in SAFE_METHODS and not sessions.csrf_matches(
             session, request.headers.get(CSRF_HEADER)):
         address = _address(request)

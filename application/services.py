@@ -40,6 +40,7 @@ from control.policy_store import policy_document
 from control.postgres import Database
 from control.provisioning import ProvisionedDirectory
 from control.quarantine import Quarantine
+from control.web_signouts import SignedOutSessions
 from identity.oidc import OidcVerifier
 from identity.oidc_login import OidcLogin
 from identity.web_session import SessionSealer
@@ -124,6 +125,11 @@ def open_pause_switch(settings: Settings) -> PauseSwitch:
 def open_directory(settings: Settings) -> Directory:
     """Users deactivated: refused at their next request, whatever key or token they hold."""
     return Directory(_state(settings, settings.data_dir / "directory.json"))
+
+
+def open_web_signouts(settings: Settings) -> SignedOutSessions:
+    """Web page sessions signed out before they expire: refused wherever a copy turns up."""
+    return SignedOutSessions(_state(settings, settings.data_dir / "web_signouts.json"))
 
 
 def open_provisioned(settings: Settings) -> ProvisionedDirectory:
@@ -264,6 +270,7 @@ class Services:
     # The web page's sessions and its sign-in at the identity provider ([web]); None when off.
     web_sessions: SessionSealer | None = None
     web_login: OidcLogin | None = None
+    web_signouts: SignedOutSessions | None = None
 
     def audit_problem(self) -> Unwritable | None:
         """Why an audit record could not be written now, or None (for /healthz, and before a
@@ -358,4 +365,5 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         web_sessions=(SessionSealer.from_file(settings.web_session_key)
                       if settings.web.enabled else None),
         web_login=open_web_login(settings),
+        web_signouts=open_web_signouts(settings) if settings.web.enabled else None,
     )

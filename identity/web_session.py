@@ -69,6 +69,7 @@ class SessionSealer:
             raise ValueError("the session key must be at least 32 bytes")
         self._fernet = Fernet(base64.urlsafe_b64encode(_derive(key, b"seal")))
         self._csrf_key = _derive(key, b"csrf")
+        self._id_key = _derive(key, b"session-id")
 
     @classmethod
     def from_file(cls, path: Path) -> SessionSealer:
@@ -105,6 +106,11 @@ class SessionSealer:
         if login.expires_at <= (time.time() if now is None else now):
             raise SessionRejected("the sign-in took too long: start again")
         return login
+
+    def session_id(self, session: WebSession) -> str:
+        """What a sign-out records (control/web_signouts.py): a keyed hash of the nonce, from
+        which neither the cookie nor its CSRF token can be made."""
+        return hmac.new(self._id_key, session.nonce.encode("ascii"), hashlib.sha256).hexdigest()
 
     def csrf_token(self, session: WebSession) -> str:
         return hmac.new(self._csrf_key, session.nonce.encode("ascii"), hashlib.sha256).hexdigest()

@@ -136,7 +136,7 @@ def current_session(request: Request, services: ServicesDep, limits: LimitsDep,
              include_in_schema=False)
 def sign_out(request: Request, services: ServicesDep, limits: LimitsDep,
              request_id: RequestIdDep) -> Response:
-    _sessions(services)
+    sessions = _sessions(services)
     response = Response(status_code=204)
     if SESSION_COOKIE in request.cookies:
         try:
@@ -145,6 +145,8 @@ def sign_out(request: Request, services: ServicesDep, limits: LimitsDep,
             if exc.status_code != 401:  # a missing CSRF token: not signed out
                 raise
         else:
+            if services.web_signouts is not None:  # a copy of the cookie is refused too
+                services.web_signouts.sign_out(sessions.session_id(session), session.expires_at)
             _audit(services, "signout", session.user, request_id,
                    signed_in_with=session.signed_in_with)
     clear_session_cookie(response, request, services.settings.web)

@@ -206,12 +206,20 @@ def test_the_session_says_what_is_paused_and_a_paused_service_refuses_the_page(
             switch.resume("generation")
 
 
-def test_sign_out_clears_the_cookie_and_is_audited(deployed: Deployment):
+def test_sign_out_clears_the_cookie_ends_every_copy_and_is_audited(deployed: Deployment):
     with _signed_in(deployed, "carol") as (client, csrf):
+        copied = client.cookies[SESSION_COOKIE]
         assert client.post("/auth/logout").status_code == 403  # the CSRF token is needed
         out = client.post("/auth/logout", headers={CSRF_HEADER: csrf})
         assert out.status_code == 204 and 'clearance_session=""' in out.headers["set-cookie"]
         assert client.get("/auth/session").status_code == 401
+    # A copy of the cookie taken before the sign-out is refused too (control/web_signouts.py).
+    with httpx.Client(base_url=deployed.url) as thief:
+        thief.cookies.set(SESSION_COOKIE, copied)
+        refused = thief.get("/auth/session")
+        assert refused.status_code == 401 and "signed out" in refused.json()["error"]
+        assert thief.post("/v1/chat", json={"message": QUESTION},
+                          headers={CSRF_HEADER: csrf}).status_code == 401
     assert any(r["caller"] == "user:carol" for r in _audit(deployed, "signout"))
 
 

@@ -29,6 +29,7 @@ from control.policy_store import policy_document
 from control.postgres import Database
 from control.provisioning import ProvisionedDirectory
 from control.quarantine import Quarantine
+from control.web_signouts import SignedOutSessions
 from policies import DEFAULT_MODEL
 from policies.enforcer import PolicyEngine
 from policies.policy_file import Membership, PolicyError
@@ -50,6 +51,7 @@ class Plane:
     provisioned: ProvisionedDirectory
     jobs: JobRecords
     audit: AuditStore
+    signouts: SignedOutSessions
     other: Callable[[], Plane]
     corrupt: Callable[[str, str], None]  # (document name, raw text) → stored as-is
 
@@ -59,7 +61,7 @@ def _file_plane(root: Path, key: Path) -> Plane:
         root / "policy.csv").exists() else None
     files = {"keys": root / "keys.json", "acl_overrides": root / "document_acls.json",
              "quarantine": root / "quarantine.json", "pause": root / "pause.json",
-             "policy": root / "policy.csv"}
+             "policy": root / "policy.csv", "web_signouts": root / "web_signouts.json"}
 
     def corrupt(name: str, raw: str) -> None:
         files[name].write_text(raw, encoding="utf-8")
@@ -70,6 +72,7 @@ def _file_plane(root: Path, key: Path) -> Plane:
                  PolicyEngine(DEFAULT_MODEL, policy_document(files["policy"]), provisioned),
                  Directory(root / "directory.json"), provisioned, JobStore(root / "jobs"),
                  AuditLog(root / "audit" / "audit.jsonl", key),
+                 SignedOutSessions(files["web_signouts"]),
                  other=lambda: _file_plane(root, key), corrupt=corrupt)
 
 
@@ -92,6 +95,7 @@ def _pg_plane(url: str, key: Path) -> Plane:
                  PauseSwitch(where),
                  PolicyEngine(DEFAULT_MODEL, policy_document(where), provisioned),
                  Directory(where), provisioned, PgJobStore(db), PgAuditLog(db, key),
+                 SignedOutSessions(where),
                  other=lambda: _pg_plane(url, key), corrupt=corrupt)
 
 
@@ -356,3 +360,15 @@ def test_provisioned_memberships_through_one_are_in_the_others_policy(plane: Pla
     assert "group:finance" not in plane.policy.subject("frank").tokens
     assert plane.policy.version != version  # the policy version names provisioned memberships
     assert plane.policy.knows("frank")  # still provisioned, in no group
+
+
+def test_a_web_sign_out_through_one_is_refused_on_the_other_until_it_expires(plane: Plane):
+    other = plane.other()
+    plane.signouts.sign_out("s1", expires_at=2_000.0, now=1_000.0)
+    assert other.signouts.signed_out("s1") and not other.signouts.signed_out("s2")
+    # A later sign-out drops the entries of sessions that have expired since.
+    other.signouts.sign_out("s2", expires_at=4_000.0, now=3_000.0)
+    assert not plane.signouts.signed_out("s1") and plane.signouts.signed_out("s2")
+    plane.corrupt("web_signouts", '{"signed_out": 5}')
+    with pytest.raises(StateUnreadable):
+        other.signouts.signed_out("s2")  # fails closed: it may hold the session presented

@@ -75,7 +75,9 @@ class NetworkLog:
         seen.note = f"failed: {request.failure}"
 
     def settle(self, timeout_s: float = 10.0) -> None:
-        """Wait until every response seen so far has been read to its end."""
+        """Wait until every response seen so far has been read to its end. Call it before a
+        page of the context navigates: Chromium drops a page's response bodies when it leaves
+        the page, and one not read by then is reported unread (never taken as clean)."""
         deadline = time.monotonic() + timeout_s
         while self._open and time.monotonic() < deadline and self._context.pages:
             self._context.pages[0].wait_for_timeout(50)  # lets Playwright deliver its events

@@ -269,6 +269,7 @@ def test_a_citation_opens_the_cited_passage_and_is_refused_once_access_is_revoke
     sign_in_with_key(dave, staff_site, "dave")
     refusals = []
     for target in (address, address.replace("on-call-allowance", "no-such-document")):
+        dave_log.settle()  # every body read before the page leaves it
         dave.goto(target)
         expect(dave.locator("#viewer-error")).to_be_visible()
         refusals.append(dave.locator("#viewer-error").inner_text())

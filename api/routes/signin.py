@@ -40,6 +40,7 @@ from api.web_cookies import (
     set_session_cookie,
 )
 from application.services import Services
+from control.audit import admin_record
 from identity.oidc import TokenRejected, looks_like_jwt
 from identity.oidc_login import LoginFailed
 from identity.web_session import (
@@ -128,7 +129,9 @@ def current_session(request: Request, services: ServicesDep, limits: LimitsDep,
         raise HTTPException(status_code=401, detail="not signed in: sign in at /",
                             headers={"WWW-Authenticate": "Bearer"})
     session = web_session(request, services, limits, request_id)
-    scope = get_scope(request, services, limits, request_id)  # the credential, checked now
+    # The session's credential, checked now (the cookie is opened once, above).
+    scope = get_scope(request, services, limits, request_id,
+                      authorization=f"Bearer {session.credential}")
     return _session_fields(services, sessions, session, scope)
 
 
@@ -270,6 +273,5 @@ def _failed(request: Request, services: Services, request_id: str, code: Failure
 
 
 def _audit(services: Services, action: str, user: str, request_id: str, **details: Any) -> None:
-    services.audit.append({"time": datetime.now(UTC).isoformat(), "request_id": request_id,
-                           "action": action, "caller": f"user:{user}", "outcome": "ok",
-                           **details})
+    services.audit.append(admin_record(action, caller=f"user:{user}", request_id=request_id,
+                                       **details))
